@@ -92,6 +92,8 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--iters", type=int, help="override the number of steps")
     p.add_argument("--grid", type=int, help="override the grid size per axis")
     p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--queue-size", type=int, help="override the entropy queue length")
+    p.add_argument("--queue-every", type=int, help="override the steps between queue entries")
     p.add_argument("--force", action="store_true", help="recompute finished protocols")
 
 
@@ -148,19 +150,24 @@ def _cmd_isotropic(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import DEFAULT, PAPER, preset_with, reproduce_isotropic
+    from .reproduce import DEFAULT, PAPER, ResultsExistError, preset_with, reproduce_isotropic
 
-    for name in ("iters", "grid"):
+    minimum = {"iters": 100, "grid": 3, "queue_size": 2, "queue_every": 1}
+    for name, low in minimum.items():
         v = getattr(args, name)
-        if v is not None and v < (100 if name == "iters" else 3):
-            raise UsageError(f"--{name} {v}: must be at least {100 if name == 'iters' else 3}")
-    preset = preset_with(PAPER if args.paper else DEFAULT, iters=args.iters, n_grid=args.grid, seed=args.seed)
+        if v is not None and v < low:
+            raise UsageError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
+    preset = preset_with(PAPER if args.paper else DEFAULT, iters=args.iters, n_grid=args.grid,
+                         seed=args.seed, queue_size=args.queue_size, queue_every=args.queue_every)
     span = (preset.queue_size - 1) * preset.queue_every + 1
     if span > preset.iters - int(preset.burn_in * preset.iters):
         raise UsageError(f"--iters {preset.iters}: too few for the entropy queue ({span} steps "
                          f"in the stationary half); use at least {2 * span}")
     out = _check_out(args.out, True, "report.md")
-    res = reproduce_isotropic(out, preset, force=args.force, progress_factory=_progress_printer)
+    try:
+        res = reproduce_isotropic(out, preset, force=args.force, progress_factory=_progress_printer)
+    except ResultsExistError as exc:
+        raise UsageError(str(exc)) from None
     v = res["verdicts"]
     if v is not None:
         print(v.to_string(index=False))

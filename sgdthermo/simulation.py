@@ -19,8 +19,10 @@ Per grid point the run keeps block averages of :math:`\rho^2`, :math:`L(u)`,
 :math:`\|\nabla L(u)\|^2` and (fixed sphere) :math:`|w'|`, and an entropy queue of
 ``queue_size`` weights taken every ``queue_every`` steps at the end of the run. The
 stationary window is the part after ``burn_in`` (a fraction of the run); averages over it
-carry batch-means standard errors, and a drift test between its halves gives the
-stationarity verdict.
+carry standard errors from the integrated autocorrelation time
+(:func:`sgdthermo.stats.stationarity`). A point is ``stationary`` when its window shows no
+drift between halves and holds at least ten independent samples (``n_eff``); ``tau_steps``
+is its slowest correlation time.
 
 Example
 -------
@@ -378,16 +380,15 @@ def simulate_isotropic(
 
     means = blocks / counts[None, :, None]  # block averages
     b0 = int(burn_in * n_blocks)
-    win = means[:, b0:, :]
-    n_batch = int(min(20, win.shape[1]))
-    m, se, tau = stats.batch_means(np.moveaxis(win, 1, 2), n_batch)  # (G, N_STATS)
-    n_half_batches = int(min(10, win.shape[1] // 2))
-    z = stats.drift_z(np.moveaxis(win, 1, 2), n_half_batches)
-    zcrit = stats.drift_threshold(n_half_batches)
+    win = np.moveaxis(means[:, b0:, :], 1, 2)  # (G, N_STATS, n_window_blocks)
+    st = stats.stationarity(win)
+    m, se = st["mean"], st["stderr"]
     watched = [K.ST_LOSS, K.ST_NORM_PRE] if protocol == "fixed-sphere" else [K.ST_RHO2, K.ST_LOSS]
-    zw = z[:, watched]
+    zw = st["z"][:, watched]
     worst = np.take_along_axis(zw, np.abs(zw).argmax(axis=1)[:, None], axis=1)[:, 0]
-    stationary = np.all(np.abs(zw) < zcrit, axis=1)
+    stationary = np.all(st["stationary"][:, watched], axis=1)
+    n_eff = st["n_eff"][:, watched].min(axis=1)
+    tau_steps = st["tau"][:, watched].max(axis=1) * block_len
 
     # entropy of the directions in the queue
     filled = int(min(queue_size, queue_count.min()))
@@ -395,7 +396,7 @@ def simulate_isotropic(
     S_u, S_u_err = sphere_entropy_batch(queue[:, :filled], **ent_kwargs)
 
     table = _results_table(
-        protocol, d, lr_g, wd_g, rad_g, float(sigma), m, se, tau * block_len, worst, stationary,
+        protocol, d, lr_g, wd_g, rad_g, float(sigma), m, se, tau_steps, n_eff, worst, stationary,
         S_u, S_u_err, vmf=loss is None,
     )
     settings = dict(
@@ -414,7 +415,7 @@ def simulate_isotropic(
 
 def _results_table(
     protocol: str, d: int, lr: np.ndarray, wd: np.ndarray, radius: np.ndarray, sigma: float,
-    m: np.ndarray, se: np.ndarray, tau_steps: np.ndarray, drift: np.ndarray,
+    m: np.ndarray, se: np.ndarray, tau_steps: np.ndarray, n_eff: np.ndarray, drift: np.ndarray,
     stationary: np.ndarray, S_u: np.ndarray, S_u_err: np.ndarray, *, vmf: bool,
 ) -> pd.DataFrame:
     """Assemble the tidy per-point table: measured values, errors, and theory columns."""
@@ -464,7 +465,7 @@ def _results_table(
         "rho": rho, "rho_err": rho_err, "V": V, "V_err": V_err,
         "U": U, "U_err": U_err, "grad_sq": gsq, "grad_sq_err": gsq_err,
         "S_sphere": S_u, "S_sphere_err": S_u_err, "S": S, "S_err": S_err,
-        "stationary": stationary, "drift_z": drift, "tau_steps": tau_steps[:, K.ST_LOSS],
+        "stationary": stationary, "drift_z": drift, "tau_steps": tau_steps, "n_eff": n_eff,
         "U_theory": U_th, "S_sphere_theory": S_u_th,
         "rho_theory": rho_th, "rho_theory_discrete": rho_th_disc,
         "V_theory": theory.volume(rho_th), "S_theory": theory.total_entropy(S_u_th, rho_th, d),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sgdthermo import stats, theory
+from sgdthermo import theory
 from sgdthermo.simulation import parse_spec, simulate_isotropic, vmf_loss
 
 REQUIRED = ["protocol", "dim", "lr", "wd", "radius", "sigma", "T", "p", "V", "U", "S_sphere", "S",
@@ -89,8 +89,11 @@ def test_relaxing_run_is_flagged_not_stationary():
     # far longer than this run; starting at |w| = 1 against ρ*² = 0.01 it must be flagged.
     r = simulate_isotropic("fixed-elr", lr=1e-3, wd=0.1, iters=40_000, queue_size=50,
                            queue_every=100, burn_in=0.2)
-    assert not r.table["stationary"].iloc[0]
-    assert abs(r.table["drift_z"].iloc[0]) > stats.drift_threshold(10)
+    row = r.table.iloc[0]
+    assert not row["stationary"]
+    # caught either as a drift between the halves or as a window too short for its
+    # correlation time (a drifting series inflates τ)
+    assert abs(row["drift_z"]) > 3.9 or row["n_eff"] < 10
 
 
 def test_trace_is_tidy(runs):

@@ -1,0 +1,134 @@
+"""The command line end to end: outputs, bad input (exit 2, one line, nothing written)."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from sgdthermo.cli import main
+
+SMALL = ["--dim", "3", "--iters", "20000", "--queue-size", "100", "--queue-every", "100"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_isotropic_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(["isotropic", "--protocol", "fixed-lr", "--lr", "0.01:0.1:2",
+                               "--wd", "0.05", *SMALL, "--no-report", "--out", str(out)], capsys)
+    assert code == 0
+    df = pd.read_csv(out / "results.csv")
+    need = {"protocol", "dim", "lr", "wd", "radius", "sigma", "T", "p", "V", "U", "S_sphere", "S",
+            "rho", "U_theory", "S_sphere_theory", "rho_theory", "rho_theory_discrete", "U_err",
+            "S_err", "rho_err", "stationary"}
+    assert need <= set(df.columns)
+    assert len(df) == 2 and df["lr"].tolist() == pytest.approx([0.01, 0.1])
+    assert (out / "trace.csv").exists() and (out / "settings.json").exists()
+    assert "2 grid point(s)" in stdout
+
+
+def test_isotropic_sphere_with_report(tmp_path, capsys):
+    out = tmp_path / "sphere"
+    code, stdout, _ = run_cli(["isotropic", "--protocol", "fixed-sphere", "--lr", "0.01:0.05:3",
+                               "--radius", "0.5:2:3", *SMALL, "--out", str(out)], capsys)
+    assert code == 0
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 9 and df["radius"].notna().all() and df["wd"].isna().all()
+    assert (out / "report.md").exists()
+    assert list((out / "figures").glob("*.png"))
+
+
+def test_existing_results_need_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["isotropic", "--protocol", "fixed-elr", "--lr", "0.05", "--wd", "0.05", *SMALL,
+            "--no-report", "--out", str(out)]
+    assert run_cli(args, capsys)[0] == 0
+    before = (out / "results.csv").read_bytes()
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    assert (out / "results.csv").read_bytes() == before
+    assert run_cli(args + ["--seed", "1", "--force"], capsys)[0] == 0
+    assert (out / "results.csv").read_bytes() != before
+
+
+BAD = [
+    (["--protocol", "fixed-lr", "--dim", "1", "--lr", "0.1", "--wd", "0.1"], "--dim 1"),
+    (["--protocol", "fixed-lr", "--lr", "-0.1", "--wd", "0.1"], "--lr -0.1"),
+    (["--protocol", "fixed-lr", "--lr", "0", "--wd", "0.1"], "--lr 0"),
+    (["--protocol", "fixed-lr", "--lr", "nan", "--wd", "0.1"], "--lr nan"),
+    (["--protocol", "fixed-lr", "--lr", "inf", "--wd", "0.1"], "--lr inf"),
+    (["--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0"], "--wd 0"),
+    (["--protocol", "fixed-elr", "--lr", "0.1", "--wd", "0"], "--wd 0"),
+    (["--protocol", "fixed-elr", "--lr", "0.1"], "--wd"),
+    (["--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1", "--sigma", "-1"], "--sigma -1"),
+    (["--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1", "--sigma", "nan"], "--sigma nan"),
+    (["--protocol", "fixed-sphere", "--lr", "0.1", "--radius", "0"], "--radius 0"),
+    (["--protocol", "fixed-sphere", "--lr", "0.1", "--radius", "inf"], "--radius inf"),
+    (["--protocol", "fixed-sphere", "--lr", "0.1", "--wd", "0.1"], "--radius"),
+    (["--protocol", "sgd", "--lr", "0.1", "--wd", "0.1"], "unknown protocol 'sgd'"),
+    (["--protocol", "fixed-lr", "--lr", "1:2", "--wd", "0.1"], "malformed"),
+    (["--protocol", "fixed-lr", "--lr", "a:b:3", "--wd", "0.1"], "malformed"),
+    (["--protocol", "fixed-lr", "--lr", "0.01:0.1:0", "--wd", "0.1"], "malformed"),
+    (["--protocol", "fixed-lr", "--lr", "", "--wd", "0.1"], "empty"),
+    (["--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1", "--iters", "abc"], "--iters"),
+    (["--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1", "--dim", "2.5"], "--dim"),
+]
+
+
+@pytest.mark.parametrize("args,match", BAD)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, match):
+    out = tmp_path / "never"
+    code, stdout, err = run_cli(["isotropic", *args, "--iters", "20000", "--queue-size", "10",
+                                 "--out", str(out)] if "--iters" not in args else
+                                ["isotropic", *args, "--out", str(out)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sgdthermo: error:"), err
+    assert match in lines[0]
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_output_parent(tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "dir"
+    code, _, err = run_cli(["isotropic", "--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1",
+                            *SMALL, "--out", str(out)], capsys)
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
+def test_unknown_command_and_missing_flag(capsys):
+    code, _, err = run_cli(["frobnicate"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["isotropic", "--protocol", "fixed-lr", "--lr", "0.1"], capsys)
+    assert code == 2 and "--out" in err
+
+
+def test_reproduce_small_grid(tmp_path, capsys):
+    out = tmp_path / "repro"
+    code, stdout, _ = run_cli(["reproduce", "isotropic", "--grid", "3", "--iters", "40000",
+                               "--queue-size", "100", "--queue-every", "100", "--out", str(out)], capsys)
+    assert code == 0
+    df = pd.read_csv(out / "results.csv")
+    assert set(df["protocol"]) == {"fixed-lr", "fixed-elr", "fixed-sphere"} and len(df) == 27
+    assert (out / "report.md").exists() and (out / "verdicts.csv").exists()
+    # a second call reuses the finished protocols
+    code, stdout, err = run_cli(["reproduce", "isotropic", "--grid", "3", "--iters", "40000",
+                                 "--queue-size", "100", "--queue-every", "100", "--out", str(out)], capsys)
+    assert code == 0 and stdout.count("reusing finished results") == 3
+    # other settings: refused (exit 2) unless --force, finished results untouched
+    before = (out / "fixed-lr" / "results.csv").read_bytes()
+    code, _, err = run_cli(["reproduce", "isotropic", "--grid", "3", "--iters", "40000", "--seed", "9",
+                            "--queue-size", "100", "--queue-every", "100", "--out", str(out)], capsys)
+    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    assert (out / "fixed-lr" / "results.csv").read_bytes() == before
+
+
+def test_python_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "sgdthermo", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "sgdthermo" in r.stdout
