@@ -236,22 +236,40 @@ def run_vmf(W, Z, mu, proto, lr, wd, radius, sigma, state, step0, n_steps, block
         p_rad = radius[g]
         p_sig = sigma[g]
         qc = queue_count[g]
-        for t in range(step0, step0 + n_steps):
-            for k in range(d):
-                z[k] = _normal(s, ki, wi, fi)
-            r2, c, npre = vmf_step(w, z, mu, proto, p_lr, p_wd, p_rad, p_sig)
+        end = step0 + n_steps
+        # next step count t+1 at which w joins the queue (no integer division per step)
+        if step0 + 1 <= queue_start:
+            next_q = queue_start
+        else:
+            next_q = queue_start + ((step0 + 1 - queue_start + queue_every - 1) // queue_every) * queue_every
+        t = step0
+        while t < end:
             b = t // block_len
-            blocks[g, b, ST_RHO2] += r2
-            blocks[g, b, ST_LOSS] += 1.0 + c
-            blocks[g, b, ST_GRADSQ] += 1.0 - c * c
-            if proto == PROTO_SPHERE:
-                blocks[g, b, ST_NORM_PRE] += npre - p_rad  # excess |w'| − ρ, no cancellation
-            t1 = t + 1
-            if t1 >= queue_start and (t1 - queue_start) % queue_every == 0:
-                slot = qc % nq
+            t_stop = min((b + 1) * block_len, end)
+            acc_r2 = 0.0
+            acc_loss = 0.0
+            acc_gsq = 0.0
+            acc_pre = 0.0
+            for tt in range(t, t_stop):
                 for k in range(d):
-                    queue[g, slot, k] = w[k]
-                qc += 1
+                    z[k] = _normal(s, ki, wi, fi)
+                r2, c, npre = vmf_step(w, z, mu, proto, p_lr, p_wd, p_rad, p_sig)
+                acc_r2 += r2
+                acc_loss += 1.0 + c
+                acc_gsq += 1.0 - c * c
+                acc_pre += npre - p_rad  # excess |w'| − ρ (fixed sphere), no cancellation
+                if tt + 1 == next_q:
+                    slot = qc % nq
+                    for k in range(d):
+                        queue[g, slot, k] = w[k]
+                    qc += 1
+                    next_q += queue_every
+            blocks[g, b, ST_RHO2] += acc_r2
+            blocks[g, b, ST_LOSS] += acc_loss
+            blocks[g, b, ST_GRADSQ] += acc_gsq
+            if proto == PROTO_SPHERE:
+                blocks[g, b, ST_NORM_PRE] += acc_pre
+            t = t_stop
         queue_count[g] = qc
 
 
