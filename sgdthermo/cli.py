@@ -170,7 +170,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     v = res["verdicts"]
     if v is not None:
-        print(v.to_string(index=False))
+        for row in v.itertuples():
+            print(f"{row.protocol:>12}  {row.check}  {'PASS' if row.passed else 'FAIL'}  {row.headline}")
     print(f"report: {res['report']}")
     return 0
 
