@@ -6,7 +6,7 @@ grid it runs in, on the thread count or on how the run is cut into chunks. Gauss
 variates come from a 256-layer ziggurat on 64-bit draws (the construction of Marsaglia &
 Tsang, with layer index, sign and a 52-bit mantissa taken from disjoint bits of one draw).
 
-One step of each protocol (THEORY.md), for the von Mises–Fisher loss
+One step of each protocol (docs/theory.md), for the von Mises–Fisher loss
 :math:`L(w) = 1 + \langle\mu, w/|w|\rangle` and isotropic noise:
 
 .. math::

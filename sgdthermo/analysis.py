@@ -3,11 +3,11 @@ r"""Verification of the ideal-gas predictions V1–V4 on a results table.
 Every function here is pure: it reads the results table produced by the simulator (one
 row per grid point, several protocols may be concatenated; columns listed in
 :func:`synthetic_results`) and returns :class:`Verdict` records. Notation follows
-THEORY.md: :math:`d` the dimension, :math:`R = (d-1)/2` the gas constant, :math:`T` the
+docs/theory.md: :math:`d` the dimension, :math:`R = (d-1)/2` the gas constant, :math:`T` the
 temperature, :math:`p` the pressure (weight decay λ), :math:`V = \rho^2/2` the volume,
 :math:`U` the mean loss and :math:`S = S_u + (d-1)\log\rho` the entropy.
 
-The four checks (THEORY.md, "Predictions to verify"):
+The four checks (docs/theory.md, "Predictions to verify"):
 
 - **V1 radius** (:func:`check_radius`): measured ρ against the SDE radius and the
   discrete-time (Appendix G) radius; fixed sphere: measured effective pressure p.
@@ -387,7 +387,7 @@ def check_radius(df: pd.DataFrame, protocol: str | None = None, *,
                  z_thr: float = 3.0, max_frac: float = 0.1, min_rows: int = 3) -> Verdict:
     r"""V1: measured stationary radius (fixed sphere: effective pressure) vs theory.
 
-    Predictions (THEORY.md), with :math:`g = E\|\nabla L(u)\|^2` measured:
+    Predictions (docs/theory.md), with :math:`g = E\|\nabla L(u)\|^2` measured:
 
     - fixed LR: :math:`\rho^4 = \eta\sigma^2(d-1)/(2\lambda)` (SDE),
       :math:`\rho^4 = \eta(\sigma^2(d-1) + g)/(2\lambda)` (discrete, Appendix G);
@@ -663,7 +663,7 @@ def check_maxwell(df: pd.DataFrame, protocol: str | None = None, *,
 
     Fit :math:`S = a_0 + a_1x + a_2y + a_3x^2 + a_4xy + a_5y^2` (weighted by ``S_err``,
     :func:`quadratic_fit`) with :math:`x = \log` ``lr`` (η or η̃) and :math:`y = \log` ``wd``
-    (fixed sphere: :math:`y = \log` ``radius``). Relations (THEORY.md, V3):
+    (fixed sphere: :math:`y = \log` ``radius``). Relations (docs/theory.md, V3):
 
     - fixed LR: :math:`\partial S/\partial x - \partial S/\partial y = R`, i.e.
       :math:`(a_1-a_2)/R \to 1`, :math:`(2a_3-a_4)/R \to 0`, :math:`(a_4-2a_5)/R \to 0`;
@@ -809,7 +809,7 @@ def check_adiabats(df: pd.DataFrame, protocol: str | None = None, *,
                    slope_tol: float = 0.05, z_thr: float = 3.0, min_rows: int = 7) -> Verdict:
     r"""V4: the entropy is constant along adiabats.
 
-    Adiabatic invariant (THEORY.md, :math:`pV^\gamma` = const with γ = 2):
+    Adiabatic invariant (docs/theory.md, :math:`pV^\gamma` = const with γ = 2):
     fixed LR η; fixed ELR :math:`\tilde\eta^2/\lambda`; fixed sphere :math:`\tilde\eta\rho^2`.
     With :math:`a = \log(\text{invariant})` and :math:`b = \log\lambda` (fixed sphere:
     :math:`\log\rho`) — b is independent of a though not geometrically orthogonal, chosen so

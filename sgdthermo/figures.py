@@ -6,7 +6,7 @@ the path. Figures are built on :class:`matplotlib.figure.Figure` with the Agg ca
 through ``pyplot``: nothing is registered globally, no backend is switched and the figure is
 released when the function returns (closed explicitly).
 
-Panels (see THEORY.md for the notation):
+Panels (see docs/theory.md for the notation):
 
 - :func:`plot_energy_entropy` — U and :math:`S_u` vs T with the exact VMF curves and the
   small-T asymptotes :math:`U \approx (d-1)T/2`, :math:`S_u \approx \frac{d-1}2\log(2\pi eT)`;

@@ -295,7 +295,7 @@ def render_report(df: pd.DataFrame, verdicts: Sequence[_an.Verdict], *, title: s
                  or (df["protocol"] == p).any()]
     parts = [f"# {title}", "",
              f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by `sgdthermo.report`. "
-             "Checks V1–V4 of the ideal-gas theory (THEORY.md, 'Predictions to verify'): "
+             "Checks V1–V4 of the ideal-gas theory (docs/theory.md, 'Predictions to verify'): "
              "V1 radius, V2 potentials, V3 Maxwell relations, V4 adiabats.", "",
              _settings_section(df, protocols, settings), "",
              _summary_section(verdicts, protocols), ""]

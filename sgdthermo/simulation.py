@@ -1,6 +1,6 @@
 r"""Noisy gradient descent on scale-invariant test functions, over whole grids at once.
 
-The isotropic-noise model of THEORY.md: a scale-invariant loss :math:`L(w) = L(w/|w|)`
+The isotropic-noise model of docs/theory.md: a scale-invariant loss :math:`L(w) = L(w/|w|)`
 (by default the von Mises–Fisher test function :math:`L(w) = 1 + \langle\mu, w/|w|\rangle`),
 minibatch gradient :math:`g_B(w) = \nabla L(w) + \xi` with :math:`\xi = P_u(\sigma z)/\rho`,
 :math:`z \sim N(0, I_d)`, and one of the three protocols:

@@ -1,6 +1,6 @@
 r"""Closed-form ideal-gas theory of SGD on scale-invariant networks.
 
-Every formula follows ``THEORY.md`` (the project's formula sheet); the notation there is used
+Every formula follows ``docs/theory.md`` (the project's formula sheet); the notation there is used
 throughout. This module is pure math: functions take scalars or numpy arrays, broadcast them
 against each other with numpy's rules, and return a ``float`` (numpy float64) for scalar input
 or an ``np.ndarray`` of the broadcast shape otherwise.
@@ -219,7 +219,7 @@ def radius_discrete(
     trace_u: ArrayLike,
     grad_sq_u: ArrayLike,
 ) -> FloatOrArray:
-    """Discrete-time corrected stationary radius (THEORY.md, Appendix G).
+    """Discrete-time corrected stationary radius (docs/theory.md, Appendix G).
 
     fixed-lr: ``ρ⁴ = η (trΣ(u) + E‖∇L(u)‖²)/(2λ)``; fixed-elr: ``ρ² = η̃ (…)/(2λ)``.
     ``trace_u`` = trΣ(u) on the unit sphere (σ²(d−1) for isotropic noise), ``grad_sq_u`` =

@@ -37,7 +37,7 @@ CHECK_FUNCS = {"V1": check_radius, "V2": check_potentials, "V3": check_maxwell, 
 
 
 # ---------------------------------------------------------------------------------------
-# Independent closed forms (exact VMF, THEORY.md) and helpers
+# Independent closed forms (exact VMF, docs/theory.md) and helpers
 # ---------------------------------------------------------------------------------------
 def _A(kappa: np.ndarray, d: int) -> np.ndarray:
     """Mean resultant length A_d(κ) = I_{d/2}(κ)/I_{d/2−1}(κ) (scaled Bessel: no overflow)."""

@@ -39,7 +39,7 @@ def test_streams_are_independent_and_reproducible():
 
 
 def naive_step(w, z, mu, protocol, lr, wd, radius, sigma):
-    """THEORY.md written out with NumPy: g_B = ∇L(w) + P_u(σ z)/ρ."""
+    """docs/theory.md written out with NumPy: g_B = ∇L(w) + P_u(σ z)/ρ."""
     rho = np.linalg.norm(w)
     u = w / rho
     P = np.eye(w.size) - np.outer(u, u)

@@ -158,7 +158,7 @@ def test_basic_gas_quantities() -> None:
 
 
 def test_temperatures_and_radii_formulas() -> None:
-    # Direct transcription of THEORY.md; exact up to rounding (rtol 1e-14).
+    # Direct transcription of docs/theory.md; exact up to rounding (rtol 1e-14).
     lr, wd, s, d = 0.03, 0.002, 1.7, 7
     T_elr = lr * s**2 / 2
     assert th.temperature("fixed-elr", lr=lr, sigma=s, d=d) == pytest.approx(T_elr, rel=1e-14)
