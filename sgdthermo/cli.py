@@ -97,12 +97,45 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute finished protocols")
 
 
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a scale-invariant network under one protocol, with measurement")
+    p.add_argument("--model", required=True, help="convnet, resnet18 or mlp")
+    p.add_argument("--width", type=int, help="width multiplier k (default: 4 on digits)")
+    p.add_argument("--head-norm", type=float, help="norm of the frozen head (default: 2 on digits, 10 otherwise, 1.5 for MSE)")
+    p.add_argument("--loss", default="ce", help="ce (cross-entropy) or mse")
+    p.add_argument("--dataset", required=True, help="digits, cifar10, cifar100 or synthetic")
+    p.add_argument("--data-dir", help="folder with the CIFAR files (torchvision layout)")
+    p.add_argument("--download", action="store_true", help="download CIFAR (needs torchvision)")
+    p.add_argument("--samples-per-label", type=int, help="class-balanced training subset")
+    p.add_argument("--protocol", required=True, help="fixed-lr, fixed-elr or fixed-sphere")
+    p.add_argument("--lr", type=float, required=True, help="η (fixed-lr) or the ELR η̃ (others)")
+    p.add_argument("--wd", type=float, help="weight decay λ (fixed-lr, fixed-elr)")
+    p.add_argument("--radius", type=float, help="sphere radius ρ (fixed-sphere)")
+    p.add_argument("--init-norm", type=float, default=1.0, help="initial norm of the scale-invariant group")
+    p.add_argument("--iters", type=int, required=True, help="training steps")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=200, help="log period up to step 10000, log-spaced after")
+    p.add_argument("--noise-batches", type=int, default=8, help="minibatch gradients per log point for tr Σ")
+    p.add_argument("--queue-size", type=int, default=1000, help="entropy queue length (paper: 4000)")
+    p.add_argument("--queue-every", type=int, default=25, help="steps between snapshots (paper: 25)")
+    p.add_argument("--queue-dtype", default="float32", help="storage dtype of the snapshots")
+    p.add_argument("--entropy-method", default=None, help="sphere entropy estimator")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--force", action="store_true", help="start over in a folder holding a run")
+    p.add_argument("--out", required=True, help="run folder (its parent must exist)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sgdthermo", description="Thermodynamics of SGD on scale-invariant networks.")
     parser.add_argument("--version", action="version", version=f"sgdthermo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_isotropic(sub)
     _add_reproduce(sub)
+    _add_train(sub)
     return parser
 
 
@@ -176,12 +209,50 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig(
+        model=args.model, width=args.width, head_norm=args.head_norm, loss=args.loss,
+        dataset=args.dataset, data_dir=args.data_dir, samples_per_label=args.samples_per_label,
+        download=args.download, protocol=args.protocol, lr=args.lr, wd=args.wd, radius=args.radius,
+        init_norm=args.init_norm, iters=args.iters, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        noise_batches=args.noise_batches, queue_size=args.queue_size, queue_every=args.queue_every,
+        queue_dtype=args.queue_dtype, entropy_method=args.entropy_method, tensorboard=args.tensorboard,
+    )
+    try:
+        cfg.resolved().validate()
+        if args.entropy_method is not None:
+            from .entropy import METHODS
+
+            if args.entropy_method not in METHODS:
+                raise ValueError(f"--entropy-method {args.entropy_method!r}: expected one of {', '.join(METHODS)}")
+        summary = train(cfg, args.out, resume=args.resume, force=args.force,
+                        log=lambda m: print(m, file=sys.stderr),
+                        progress=_progress_printer(f"{args.model} {args.protocol}"))
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    keys = ["status", "stationary", "d", "rho", "rho_err", "rho_theory", "rho_theory_discrete", "sigma2", "T", "S"]
+    if args.protocol == "fixed-sphere":
+        keys = [k for k in keys if not k.startswith("rho")] + ["p", "p_err", "p_theory", "p_theory_discrete"]
+    print("  ".join(f"{k}={summary.get(k)!s:.8}" for k in keys))
+    if summary["status"] == "diverged":
+        print(f"sgdthermo: run diverged: {summary['message']}", file=sys.stderr)
+        return 1
+    if not summary.get("stationary"):
+        print(f"note: not stationary ({summary.get('reason')})", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command == "isotropic":
             return _cmd_isotropic(args)
+        if args.command == "train":
+            return _cmd_train(args)
         return _cmd_reproduce(args)
     except UsageError as exc:
         print(f"sgdthermo: error: {exc}", file=sys.stderr)

@@ -1,0 +1,505 @@
+r"""Training scale-invariant networks under the three protocols, with measurement.
+
+:func:`train` runs one configuration (:class:`TrainConfig`) into a run folder:
+
+- ``config.json``: the whole resolved configuration (and d, the number of scale-invariant
+  parameters);
+- ``metrics.csv``: one row per log step (:func:`sgdthermo.measure.log_schedule`);
+- ``summary.json``: status, stationarity, stationary averages with errors, the theory
+  predictions (SDE radius with the measured σ², the discrete-time identity, T, and for
+  fixed sphere the effective pressure);
+- ``curves.png``: the run's curves; ``checkpoint.pt``: the latest checkpoint.
+
+Checkpoints are written atomically every ``checkpoint_every`` steps with the model, the
+optimizer, the step, every random state (torch, the batch sampler, the measurement's
+generator), the entropy queue and the metrics so far; ``resume=True`` continues from the
+latest one and reproduces an uninterrupted run exactly on CPU. Checkpoints hold only
+tensors and plain containers and are loaded with ``torch.load(weights_only=True)``.
+
+Digits defaults (docs/networks.md): a ConvNet of width 4 with a frozen head of norm 2
+(the paper's 10 lets the loss reach zero on digits: no stationary state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import io, stats, theory
+from .measure import MeasureConfig, Measurement, log_schedule
+
+__all__ = ["TrainConfig", "train", "summarize", "RunExistsError", "default_head_norm"]
+
+MODELS = ("convnet", "resnet18", "mlp")
+DATASETS = ("digits", "cifar10", "cifar100", "synthetic")
+LOSSES = ("ce", "mse")
+
+
+class RunExistsError(ValueError):
+    """The run folder holds a finished run (pass force=True) or an unfinished one (resume)."""
+
+
+def default_head_norm(dataset: str, loss: str = "ce") -> float:
+    """Frozen-head norm: 1.5 for MSE; for cross-entropy 10 (the paper), 2 on digits.
+
+    On digits a head of norm 10 lets a small ConvNet interpolate at small ELR (loss → 0,
+    no stationary state) and go chaotic at large ELR; norm 2 bounds the logits, keeps the
+    loss above zero and gives stationary runs (docs/theory.md).
+    """
+    if loss == "mse":
+        return 1.5
+    return 2.0 if dataset in ("digits", "synthetic") else 10.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved whole as ``config.json``."""
+
+    model: str = "convnet"
+    width: int | None = None  # None: 4 for the ConvNet on digits, the model's default otherwise
+    head_norm: float | None = None  # None: default_head_norm(dataset, loss)
+    loss: str = "ce"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    samples_per_label: int | None = None
+    download: bool = False
+    protocol: str = "fixed-elr"
+    lr: float = 0.01  # η (fixed-lr) or η̃ (fixed-elr, fixed-sphere)
+    wd: float | None = None
+    radius: float | None = None
+    init_norm: float = 1.0  # initial norm of the scale-invariant group (paper: 1)
+    iters: int = 5000
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 1000
+    log_every: int = 200
+    log_linear_until: int = 10_000
+    log_per_decade: int = 20
+    noise_batches: int = 8
+    queue_size: int = 1000
+    queue_every: int = 25
+    queue_dtype: str = "float32"
+    entropy_method: str | None = None
+    tail_fraction: float = 0.5
+    tensorboard: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the data-dependent defaults filled in."""
+        c = dataclasses.replace(self)
+        if c.head_norm is None:
+            c.head_norm = default_head_norm(c.dataset, c.loss)
+        if c.width is None and c.model in MODELS:
+            from .networks import DEFAULT_WIDTHS
+
+            small = c.dataset in ("digits", "synthetic") and c.model == "convnet"
+            c.width = 4 if small else DEFAULT_WIDTHS[c.model]
+        return c
+
+    def validate(self) -> None:
+        """Raise ValueError with one line naming the bad value and what is allowed."""
+        def pos(name: str, v: Any) -> None:
+            if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} {v}: must be a positive finite number")
+
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}: expected one of {', '.join(MODELS)}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}: expected one of {', '.join(DATASETS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
+        theory.check_protocol(self.protocol)
+        pos("lr", self.lr)
+        if self.protocol == "fixed-sphere":
+            if self.radius is None:
+                raise ValueError("fixed-sphere needs --radius (the fixed radius ρ), not --wd")
+            if self.wd is not None:
+                raise ValueError("fixed-sphere takes --radius, not --wd (it has no weight decay)")
+            pos("radius", self.radius)
+        else:
+            if self.wd is None:
+                raise ValueError(f"{self.protocol} needs --wd (weight decay λ > 0)")
+            if self.radius is not None:
+                raise ValueError(f"{self.protocol} takes --wd, not --radius")
+            if self.wd == 0:
+                raise ValueError(f"--wd 0: {self.protocol} needs λ > 0 (no stationary radius without weight decay)")
+            pos("wd", self.wd)
+        if self.head_norm is not None:
+            pos("head_norm", self.head_norm)
+        pos("init_norm", self.init_norm)
+        for name in ("iters", "batch_size", "checkpoint_every", "log_every", "queue_size", "queue_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {v}: must be a positive integer")
+        if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
+            raise ValueError(f"--width {self.width}: must be a positive integer")
+        if self.noise_batches < 2:
+            raise ValueError(f"--noise-batches {self.noise_batches}: must be at least 2")
+        if self.queue_size < 2:
+            raise ValueError(f"--queue-size {self.queue_size}: must be at least 2")
+        if self.queue_dtype not in ("float16", "bfloat16", "float32", "float64"):
+            raise ValueError(f"--queue-dtype {self.queue_dtype}: expected float16, bfloat16, float32 or float64")
+        if not 0 < self.tail_fraction <= 1:
+            raise ValueError(f"--tail-fraction {self.tail_fraction}: must be in (0, 1]")
+        if self.samples_per_label is not None and self.samples_per_label < 1:
+            raise ValueError(f"--samples-per-label {self.samples_per_label}: must be a positive integer")
+        if self.dataset in ("cifar10", "cifar100") and self.data_dir is None:
+            raise ValueError(f"--dataset {self.dataset} needs --data-dir (the folder holding the CIFAR files)")
+        if self.data_dir is not None and not self.download and not Path(self.data_dir).is_dir():
+            raise ValueError(f"--data-dir {self.data_dir}: no such folder (pass --download to fetch CIFAR)")
+        if self.device != "cpu" and not self.device.startswith("cuda") and self.device != "auto":
+            raise ValueError(f"--device {self.device}: expected cpu, cuda, cuda:N or auto")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {self.device}: CUDA is not available on this machine")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def _loss_fn(kind: str, num_classes: int) -> Callable:
+    if kind == "ce":
+        return F.cross_entropy
+
+    def mse(logits, y, reduction="mean"):
+        target = F.one_hot(y, num_classes).to(logits.dtype)
+        per = ((logits - target) ** 2).sum(1)
+        return per.mean() if reduction == "mean" else per.sum()
+
+    return mse
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state()}
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _setup(cfg: TrainConfig, log: Callable[[str], None]):
+    from .data import BatchSampler, load_dataset
+    from .networks import build_model, check_scale_invariance, find_scale_invariant, set_si_norm
+    from .optim import make_optimizer
+
+    dev = _resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, device=dev,
+                        samples_per_label=cfg.samples_per_label, download=cfg.download, seed=cfg.seed)
+    model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                        width=cfg.width, head_norm=cfg.head_norm, image_size=data.image_size).to(dev)
+    loss_fn = _loss_fn(cfg.loss, data.num_classes)
+    probe = torch.arange(min(cfg.batch_size, data.train_x.shape[0]), device=dev)
+    si, other = find_scale_invariant(model, data.train_x[probe], data.train_y[probe], loss_fn)
+    if not si:
+        raise ValueError(f"model {cfg.model!r} has no scale-invariant parameters")
+    dev_rel = check_scale_invariance(model, si, data.train_x[probe], data.train_y[probe], loss_fn)
+    d = int(sum(p.numel() for p in si))
+    log(f"{cfg.model} (width {cfg.width}, head norm {cfg.head_norm}) on {cfg.dataset}: d = {d} "
+        f"scale-invariant parameters in {len(si)} tensors, {sum(p.numel() for p in other)} other trainable; "
+        f"invariance check max |ΔL|/L = {dev_rel:.1e}")
+    radius = cfg.radius if cfg.protocol == "fixed-sphere" else cfg.init_norm
+    set_si_norm(si, radius)
+    opt = make_optimizer(cfg.protocol, si, lr=cfg.lr, weight_decay=cfg.wd, radius=cfg.radius,
+                         other_params=other or None)
+    sampler = BatchSampler(data.train_x.shape[0], cfg.batch_size, seed=cfg.seed, device=dev)
+    meas = Measurement(model, si, opt, loss_fn, data, MeasureConfig(
+        noise_batches=cfg.noise_batches, batch_size=cfg.batch_size, queue_size=cfg.queue_size,
+        queue_every=cfg.queue_every, queue_dtype=cfg.queue_dtype, entropy_method=cfg.entropy_method,
+        seed=cfg.seed))
+    return data, model, loss_fn, si, d, opt, sampler, meas, dev_rel
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train one configuration into the folder ``out`` and return its summary.
+
+    ``resume``: continue from ``out/checkpoint.pt``. ``force``: start over even if ``out``
+    holds a finished run. ``stop_after``: stop (as if killed) after that many steps, after
+    the checkpoint of that step if any (for tests of resumption).
+    """
+    cfg = config.resolved()
+    cfg.validate()
+    out = Path(out)
+    if not out.parent.exists():
+        raise ValueError(f"--out {out}: parent folder {str(out.parent)!r} does not exist")
+    ckpt_path = out / "checkpoint.pt"
+    if (out / "summary.json").exists() and not force and not resume:
+        raise RunExistsError(f"--out {out}: holds a finished run; pass --force to overwrite")
+    if ckpt_path.exists() and not resume and not force:
+        raise RunExistsError(f"--out {out}: holds an unfinished run; pass --resume to continue or --force")
+
+    data, model, loss_fn, si, d, opt, sampler, meas, inv = _setup(cfg, log)
+    out.mkdir(exist_ok=True)
+    cfg_dict = dataclasses.asdict(cfg)
+    io.write_json({**cfg_dict, "d": d, "invariance_check": inv}, out / "config.json")
+    log(f"entropy queue: {cfg.queue_size} x {d} {cfg.queue_dtype} = {meas.queue_bytes / 2**20:.1f} MiB")
+
+    rows: list[dict[str, float]] = []
+    step = 0
+    if resume and ckpt_path.exists() and not force:
+        ck = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        if ck["config"] != _jsonable(cfg_dict):
+            raise RunExistsError(f"--out {out}: the checkpoint was made with another configuration; pass --force")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sampler.load_state_dict(ck["sampler"])
+        meas.load_state_dict(ck["measurement"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        rows = [dict(r) for r in ck["metrics"]]
+        step = int(ck["step"])
+        log(f"resumed at step {step}")
+    elif (out / "summary.json").exists():
+        (out / "summary.json").unlink()  # force: the old summary no longer describes the run
+
+    schedule = set(log_schedule(cfg.iters, cfg.log_every, cfg.log_linear_until, cfg.log_per_decade))
+    writer = _tensorboard(out) if cfg.tensorboard else None
+    x, y = data.train_x, data.train_y
+    model.train()
+    status, message = "completed", ""
+    t0 = time.perf_counter()
+    while step < cfg.iters:
+        idx = sampler.next()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        step += 1
+        lv = float(loss.detach())
+        if not math.isfinite(lv) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.si_norm()):
+            status = "diverged"
+            message = f"non-finite loss or weights at step {step} (loss {lv}); lower the learning rate"
+            break
+        meas.after_step(step, lv)
+        if step in schedule:
+            row = meas.log(step, protocol=cfg.protocol, lr=cfg.lr, wd=cfg.wd, radius=cfg.radius)
+            rows.append(row)
+            io.write_csv(pd.DataFrame(rows), out / "metrics.csv")
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "step" and isinstance(v, float) and math.isfinite(v):
+                        writer.add_scalar(k, v, step)
+        if step % cfg.checkpoint_every == 0 or step == cfg.iters:
+            _atomic_torch_save({
+                "config": _jsonable(cfg_dict), "step": step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
+                "measurement": meas.state_dict(), "rng": _rng_state(), "metrics": rows,
+            }, ckpt_path)
+        if progress is not None:
+            progress(step, cfg.iters)
+        if stop_after is not None and step >= stop_after:
+            return {"status": "stopped", "step": step}
+    if writer is not None:
+        writer.close()
+    runtime = time.perf_counter() - t0
+    metrics = pd.DataFrame(rows)
+    io.write_csv(metrics, out / "metrics.csv")
+    summary = summarize(metrics, cfg, d)
+    summary.update({"status": status, "message": message, "steps": step, "runtime_s": runtime})
+    if status == "diverged":
+        summary["stationary"] = False
+        log(f"diverged: {message}")
+    io.write_json(summary, out / "summary.json")
+    try:
+        plot_curves(metrics, out / "curves.png", title=f"{cfg.model} on {cfg.dataset}, {cfg.protocol}")
+    except Exception as exc:  # figures never fail a run
+        log(f"curves.png not written: {exc}")
+    return summary
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:  # pragma: no cover - optional
+        raise ValueError("--tensorboard needs the tensorboard package (pip install tensorboard)") from exc
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+# ---------------------------------------------------------------------------------------
+# Stationary summary
+# ---------------------------------------------------------------------------------------
+def _tail(metrics: pd.DataFrame, frac: float) -> pd.DataFrame:
+    last = metrics["step"].max()
+    return metrics[metrics["step"] > last * (1 - frac)]
+
+
+def _trend(steps: np.ndarray, values: np.ndarray) -> float:
+    """Relative change of ``values`` over the window from a linear fit (fraction)."""
+    v = np.asarray(values, float)
+    if v.size < 3 or not np.all(np.isfinite(v)):
+        return float("nan")
+    slope, icpt = np.polyfit(steps, v, 1)
+    span = steps.max() - steps.min()
+    mean = abs(v.mean()) if v.mean() != 0 else 1.0
+    return float(slope * span / mean)
+
+
+def summarize(metrics: pd.DataFrame, cfg: TrainConfig, d: int) -> dict[str, Any]:
+    r"""Stationary averages over the tail of the log with errors, verdicts, and theory.
+
+    Errors and the verdict come from :func:`sgdthermo.stats.stationarity` on the tail's log
+    series (radius, loss, σ²), with at least 5 independent samples required. The
+    interpolation regime (docs/theory.md; the paper's Appendix H) is flagged when over the
+    tail the training loss and tr Σ both fall by more than 30 % while the radius shrinks:
+    such runs have no stationary state and are reported, not averaged as if settled.
+
+    Theory (docs/theory.md), with :math:`\bar\sigma^2` and :math:`g_u = E\|g_B(u)\|^2`
+    the tail averages: fixed LR :math:`\rho^4 = \eta\sigma^2(d-1)/(2\lambda)` (SDE) and
+    :math:`\rho^4 = \eta g_u/(2\lambda)` (discrete); fixed ELR
+    :math:`\rho^2 = \tilde\eta\sigma^2(d-1)/(2\lambda)` and :math:`\tilde\eta g_u/(2\lambda)`;
+    fixed sphere :math:`p = (d-1)T/\rho^2` and :math:`\tilde\eta g_u/(2\rho^2)` against the
+    measured :math:`p_{\rm eff} = (E|w'|-\rho)/(\tilde\eta\rho^3)`.
+    """
+    out: dict[str, Any] = {"d": d, "protocol": cfg.protocol, "lr": cfg.lr, "wd": cfg.wd,
+                           "radius": cfg.radius, "n_logs": int(len(metrics))}
+    if metrics.empty:
+        out.update({"stationary": False, "interpolating": False, "reason": "no log points"})
+        return out
+    tail = _tail(metrics, cfg.tail_fraction)
+    out["tail_logs"] = int(len(tail))
+    watched = {"rho": "rho_mean", "train_loss": "batch_loss", "sigma2": "sigma2"}
+    verdicts = {}
+    for name, col in [("rho", "rho_mean"), ("rho2", "rho2_mean"), ("train_loss", "batch_loss"),
+                      ("test_loss", "test_loss"), ("train_acc", "train_acc"), ("test_acc", "test_acc"),
+                      ("sigma2", "sigma2"), ("trace_cov", "trace_cov"), ("grad_sq", "grad_sq"),
+                      ("grad_sq_unit", "grad_sq_unit"), ("elr", "elr"), ("norm_excess", "norm_excess"),
+                      ("T", "T"), ("snr", "snr")]:
+        if col not in tail or tail[col].isna().all():
+            continue
+        series = tail[col].to_numpy(float)
+        if series.size >= 4:
+            st = stats.stationarity(series, min_independent=5.0)
+            out[name], out[name + "_err"] = float(st["mean"]), float(st["stderr"])
+            verdicts[name] = bool(st["stationary"])
+            if name in watched:
+                out[f"{name}_drift_z"] = float(st["z"])
+                out[f"{name}_n_eff"] = float(st["n_eff"])
+        else:
+            out[name], out[name + "_err"] = float(series.mean()), float("nan")
+            verdicts[name] = False
+    ent = tail.dropna(subset=["S_sphere"]) if "S_sphere" in tail else tail.iloc[0:0]
+    if len(ent):
+        out["S_sphere"] = float(ent["S_sphere"].iloc[-1])
+        out["S_sphere_err"] = float(ent["S_sphere_err"].iloc[-1])
+        out["S"] = float(ent["S"].iloc[-1])
+        out["S_err"] = out["S_sphere_err"]
+    else:
+        out["S_sphere"] = out["S_sphere_err"] = out["S"] = out["S_err"] = None
+    steps = tail["step"].to_numpy(float)
+    loss_trend = _trend(steps, tail["train_loss"].to_numpy(float))
+    cov_trend = _trend(steps, tail["trace_cov"].to_numpy(float))
+    rho_trend = _trend(steps, tail["rho_mean"].to_numpy(float))
+    out["trend_train_loss"], out["trend_trace_cov"], out["trend_rho"] = loss_trend, cov_trend, rho_trend
+    interpolating = bool(loss_trend < -0.3 and cov_trend < -0.3 and rho_trend < 0)
+    out["interpolating"] = interpolating
+    keys = ["rho", "train_loss", "sigma2"] if cfg.protocol != "fixed-sphere" else ["train_loss", "sigma2", "norm_excess"]
+    stationary = all(verdicts.get(k, False) for k in keys) and not interpolating
+    out["stationary"] = stationary
+    out["reason"] = ("" if stationary else "interpolation regime: loss and gradient noise still falling, radius shrinking"
+                     if interpolating else "not settled: " + ", ".join(k for k in keys if not verdicts.get(k, False)))
+    # temperature and theory with the tail's σ² and E‖g_B(u)‖²
+    sigma2 = out.get("sigma2")
+    gu = out.get("grad_sq_unit")
+    if sigma2 is not None and sigma2 > 0:
+        sig = math.sqrt(sigma2)
+        wd = None if cfg.protocol == "fixed-sphere" else cfg.wd
+        out["T"] = float(theory.temperature(cfg.protocol, lr=cfg.lr, sigma=sig, d=d, wd=wd))
+        out["R"] = float(theory.gas_constant(d))
+        if cfg.protocol == "fixed-sphere":
+            out["rho_theory"] = out["rho_theory_discrete"] = cfg.radius
+            out["p"] = out["norm_excess"] / (cfg.lr * cfg.radius**3) if "norm_excess" in out else None
+            out["p_err"] = out["norm_excess_err"] / (cfg.lr * cfg.radius**3) if "norm_excess_err" in out else None
+            out["p_theory"] = float(theory.pressure_sphere(lr=cfg.lr, radius=cfg.radius, sigma=sig, d=d))
+            out["p_theory_discrete"] = float(cfg.lr * gu / (2 * cfg.radius**2)) if gu else None
+            out["rho"], out["rho_err"] = cfg.radius, 0.0
+        else:
+            out["rho_theory"] = float(theory.radius_sde(cfg.protocol, lr=cfg.lr, wd=cfg.wd, sigma=sig, d=d))
+            out["rho_theory_discrete"] = (float(theory.radius_discrete(cfg.protocol, lr=cfg.lr, wd=cfg.wd,
+                                                                      trace_u=gu, grad_sq_u=0.0))
+                                          if gu else None)
+            out["p"], out["p_err"] = cfg.wd, 0.0
+        if out.get("rho"):
+            out["V"] = float(theory.volume(out["rho"]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Figure
+# ---------------------------------------------------------------------------------------
+def plot_curves(metrics: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
+    """Loss/accuracy, radius, gradient noise, temperature and entropy against the step."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 7), constrained_layout=True)
+    axes = fig.subplots(2, 3)
+    s = metrics["step"]
+    ax = axes[0, 0]
+    ax.plot(s, metrics["train_loss"], label="train")
+    ax.plot(s, metrics["test_loss"], label="test")
+    ax.set_yscale("log"); ax.set_title("loss"); ax.legend()
+    ax = axes[0, 1]
+    ax.plot(s, metrics["train_acc"], label="train"); ax.plot(s, metrics["test_acc"], label="test")
+    ax.set_title("accuracy"); ax.legend()
+    ax = axes[0, 2]
+    ax.plot(s, metrics["rho_mean"]); ax.set_title("radius ρ (interval mean)")
+    ax = axes[1, 0]
+    ax.plot(s, metrics["trace_cov"], label="tr Σ"); ax.plot(s, metrics["grad_sq"].clip(lower=1e-12), label="‖∇L‖²")
+    ax.set_yscale("log"); ax.set_title("gradient noise and mean gradient (weight space)"); ax.legend()
+    ax = axes[1, 1]
+    ax.plot(s, metrics["T"]); ax.set_yscale("log"); ax.set_title("temperature T")
+    ax = axes[1, 2]
+    if "S_sphere" in metrics and metrics["S_sphere"].notna().any():
+        e = metrics.dropna(subset=["S_sphere"])
+        ax.errorbar(e["step"], e["S_sphere"], yerr=e["S_sphere_err"], fmt="o")
+    ax.set_title("entropy on the sphere S_u")
+    for a in axes.ravel():
+        a.set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    return Path(path)
