@@ -236,7 +236,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     keys = ["status", "stationary", "d", "rho", "rho_err", "rho_theory", "rho_theory_discrete", "sigma2", "T", "S"]
     if args.protocol == "fixed-sphere":
         keys = [k for k in keys if not k.startswith("rho")] + ["p", "p_err", "p_theory", "p_theory_discrete"]
-    print("  ".join(f"{k}={summary.get(k)!s:.8}" for k in keys))
+    def fmt(v):
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+    print("  ".join(f"{k}={fmt(summary.get(k))}" for k in keys))
     if summary["status"] == "diverged":
         print(f"sgdthermo: run diverged: {summary['message']}", file=sys.stderr)
         return 1

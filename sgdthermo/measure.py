@@ -190,11 +190,15 @@ class Measurement:
         if "norm_pre" in ls and ls["norm_pre"] is not None:
             a["norm_excess"] += ls["norm_pre"] - ls["rho"]
         if step % self.cfg.queue_every == 0:
+            slot = self.queue_count % self.cfg.queue_size
             with torch.no_grad():
-                flat = torch.cat([p.detach().reshape(-1) for p in self.params])
-                slot = self.queue_count % self.cfg.queue_size
-                self.queue[slot] = flat.to(self.queue.dtype)
-                self.queue_rho[slot] = float(flat.double().norm())
+                row = self.queue[slot]
+                off = 0
+                for p in self.params:
+                    n = p.numel()
+                    row[off:off + n].copy_(p.detach().reshape(-1))
+                    off += n
+                self.queue_rho[slot] = float(row.double().norm())
             self.queue_count += 1
 
     # ------------------------------------------------------------------ log point

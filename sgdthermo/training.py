@@ -305,7 +305,7 @@ def train(
         opt.step()
         step += 1
         lv = float(loss.detach())
-        if not math.isfinite(lv) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.si_norm()):
+        if not math.isfinite(lv) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.last_step["grad_sq"]):
             status = "diverged"
             message = f"non-finite loss or weights at step {step} (loss {lv}); lower the learning rate"
             break
