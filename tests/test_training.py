@@ -185,3 +185,34 @@ def test_bad_input(tmp_path, capsys, args, match):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and match in lines[0], err
     assert not out.exists()
+
+
+def _metrics(n, loss, cov, rho, seed=0):
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, n + 1) * 200
+    noise = lambda s: 1 + s * rng.standard_normal(n)  # noqa: E731
+    return pd.DataFrame({
+        "step": steps, "train_loss": loss * noise(0.01), "batch_loss": loss * noise(0.01),
+        "test_loss": loss * noise(0.01), "train_acc": np.full(n, 0.99), "test_acc": np.full(n, 0.95),
+        "rho_mean": rho * noise(0.005), "rho2_mean": (rho * noise(0.005)) ** 2, "rho": rho,
+        "sigma2": cov * rho**2 / 1000 * noise(0.05), "trace_cov": cov * noise(0.05),
+        "grad_sq": np.full(n, 0.1), "grad_sq_unit": cov * rho**2 * noise(0.02), "elr": np.full(n, 0.01),
+        "T": np.full(n, 1e-6), "snr": np.full(n, 0.5), "S_sphere": np.nan, "S_sphere_err": np.nan, "S": np.nan,
+    })
+
+
+def test_summary_flags_interpolation_and_accepts_settled_runs():
+    from sgdthermo.training import summarize
+
+    cfg = TrainConfig(protocol="fixed-elr", lr=0.01, wd=0.01).resolved()
+    n = 60
+    settled = summarize(_metrics(n, np.full(n, 0.2), np.full(n, 1.0), np.full(n, 1.5)), cfg, 1001)
+    assert settled["stationary"] and not settled["interpolating"]
+    # the paper's Appendix H: loss and gradient noise keep falling, the radius shrinks
+    t = np.linspace(0, 1, n)
+    interp = summarize(_metrics(n, 0.2 * np.exp(-4 * t), np.exp(-4 * t), 1.5 * np.exp(-0.3 * t)), cfg, 1001)
+    assert interp["interpolating"] and not interp["stationary"]
+    assert "interpolation" in interp["reason"]
+    # a radius still relaxing is not stationary either, but not interpolation
+    drift = summarize(_metrics(n, np.full(n, 0.2), np.full(n, 1.0), 1.5 + 0.5 * t), cfg, 1001)
+    assert not drift["stationary"] and not drift["interpolating"]
