@@ -86,7 +86,7 @@ def _add_isotropic(sub) -> None:
 
 def _add_reproduce(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's experiments with a report")
-    p.add_argument("what", choices=["isotropic"], help="which experiment")
+    p.add_argument("what", choices=["isotropic", "nn"], help="which experiment")
     p.add_argument("--out", required=True, help="output folder (its parent must exist)")
     p.add_argument("--paper", action="store_true", help="the paper's settings (17x17, 2e6 steps)")
     p.add_argument("--iters", type=int, help="override the number of steps")
@@ -94,7 +94,15 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--queue-size", type=int, help="override the entropy queue length")
     p.add_argument("--queue-every", type=int, help="override the steps between queue entries")
-    p.add_argument("--force", action="store_true", help="recompute finished protocols")
+    p.add_argument("--force", action="store_true", help="recompute finished protocols or runs")
+    nn = p.add_argument_group("nn (network grids)")
+    nn.add_argument("--preset", default="digits", help="digits (CPU), cifar10-convnet, cifar10-resnet18, "
+                    "cifar100-convnet, cifar100-resnet18")
+    nn.add_argument("--data-dir", help="folder with the CIFAR files")
+    nn.add_argument("--executor", default="local", help="local, ray or slurm")
+    nn.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    nn.add_argument("--address", help="Ray cluster address")
+    nn.add_argument("--device", help="override the preset's device")
 
 
 def _add_train(sub) -> None:
@@ -136,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_isotropic(sub)
     _add_reproduce(sub)
     _add_train(sub)
+    from .sweep_analysis import analyze_argument_parser
+
+    analyze_argument_parser(sub)
     return parser
 
 
@@ -182,7 +193,34 @@ def _cmd_isotropic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce_nn(args: argparse.Namespace) -> int:
+    from .reproduce import NN_PRESETS, reproduce_nn
+
+    if args.preset not in NN_PRESETS:
+        raise UsageError(f"--preset {args.preset!r}: expected one of {', '.join(NN_PRESETS)}")
+    if args.executor not in ("local", "ray", "slurm"):
+        raise UsageError(f"--executor {args.executor!r}: expected one of local, ray, slurm")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    if args.iters is not None and args.iters < 100:
+        raise UsageError(f"--iters {args.iters}: must be at least 100")
+    out = _check_out(args.out, args.force, "report.md")
+    try:
+        res = reproduce_nn(out, args.preset, data_dir=args.data_dir, executor=args.executor, jobs=args.jobs,
+                           address=args.address, device=args.device, iters=args.iters, force=args.force,
+                           log=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    mx = res.get("maxwell")
+    if mx is not None and len(mx):
+        print(mx.to_string(index=False))
+    print(f"report: {out / 'report.md'} ({res['runtime_s'] / 60:.1f} min of training)")
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.what == "nn":
+        return _cmd_reproduce_nn(args)
     from .reproduce import DEFAULT, PAPER, ResultsExistError, preset_with, reproduce_isotropic
 
     minimum = {"iters": 100, "grid": 3, "queue_size": 2, "queue_every": 1}
@@ -256,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_isotropic(args)
         if args.command == "train":
             return _cmd_train(args)
+        if args.command == "analyze":
+            from .sweep_analysis import cmd_analyze
+
+            return cmd_analyze(args)
         return _cmd_reproduce(args)
     except UsageError as exc:
         print(f"sgdthermo: error: {exc}", file=sys.stderr)

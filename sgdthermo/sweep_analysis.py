@@ -64,6 +64,7 @@ import pandas as pd
 
 from . import analysis as _an
 from . import io, theory
+from .report import _num as _report_num
 
 __all__ = [
     "VALUE_COLUMNS",
@@ -1246,17 +1247,8 @@ def make_sweep_figures(df: pd.DataFrame, out_dir: str | Path, *, dpi: int | None
 # Report
 # ---------------------------------------------------------------------------------------
 def _fmt(x: Any, digits: int = 4) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        if not math.isfinite(float(x)):
-            return "—"
-        return f"{float(x):.{digits}g}"
-    s = str(x)
+    """:func:`sgdthermo.report._num`, with missing values (NaN, None) as a dash."""
+    s = _report_num(x, digits)
     return "—" if s in ("nan", "None") else s
 
 

@@ -19,16 +19,6 @@ from sgdthermo.data import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions: one thread is as fast, and immune to OpenMP spin-waiting when
-    other processes load the CPU (30x slowdowns seen with 2 threads on 2 busy cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------- fake CIFAR
 
 

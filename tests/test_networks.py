@@ -23,16 +23,6 @@ SHAPES = {"digits": (1, 8), "cifar": (3, 32)}
 SMALL = {"convnet": 4, "resnet18": 2, "mlp": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions: one thread is as fast, and immune to OpenMP spin-waiting when
-    other processes load the CPU (30x slowdowns seen with 2 threads on 2 busy cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def batch(c, s, n=24, classes=10, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, c, s, s, generator=g), torch.arange(n) % classes
