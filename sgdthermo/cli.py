@@ -144,8 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_isotropic(sub)
     _add_reproduce(sub)
     _add_train(sub)
+    from .sweep import sweep_argument_parser
     from .sweep_analysis import analyze_argument_parser
 
+    sweep_argument_parser(sub)
     analyze_argument_parser(sub)
     return parser
 
@@ -294,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_isotropic(args)
         if args.command == "train":
             return _cmd_train(args)
+        if args.command == "sweep":
+            from .sweep import cmd_sweep
+
+            return cmd_sweep(args)
         if args.command == "analyze":
             from .sweep_analysis import cmd_analyze
 
