@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["atomic_write_text", "write_csv", "write_json", "read_json"]
+__all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -39,6 +39,12 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, NumPy values plain), so
+    that saved and current settings compare equal."""
+    return json.loads(json.dumps(obj, default=_default))
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:

@@ -104,7 +104,7 @@ def reproduce_isotropic(
         pdir = out / protocol
         if (pdir / "results.csv").exists() and not force:
             saved = io.read_json(pdir / "settings.json") if (pdir / "settings.json").exists() else {}
-            if saved.get("preset") != _jsonable(settings):
+            if saved.get("preset") != io.jsonable(settings):
                 raise ResultsExistError(
                     f"{pdir} holds finished results of other settings; pass --force to overwrite"
                 )
@@ -141,13 +141,6 @@ def reproduce_isotropic(
     verdicts = pd.read_csv(out / "verdicts.csv") if (out / "verdicts.csv").exists() else None
     return {"table": table, "report": report, "verdicts": verdicts,
             "runtime": sum(runtimes.values())}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON types so saved and current settings compare equal."""
-    import json
-
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 def preset_with(preset: IsotropicPreset, **changes: Any) -> IsotropicPreset:

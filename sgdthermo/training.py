@@ -278,7 +278,7 @@ def train(
     step = 0
     if resume and ckpt_path.exists() and not force:
         ck = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-        if ck["config"] != _jsonable(cfg_dict):
+        if ck["config"] != io.jsonable(cfg_dict):
             raise RunExistsError(f"--out {out}: the checkpoint was made with another configuration; pass --force")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -320,7 +320,7 @@ def train(
                         writer.add_scalar(k, v, step)
         if step % cfg.checkpoint_every == 0 or step == cfg.iters:
             _atomic_torch_save({
-                "config": _jsonable(cfg_dict), "step": step, "model": model.state_dict(),
+                "config": io.jsonable(cfg_dict), "step": step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
                 "measurement": meas.state_dict(), "rng": _rng_state(), "metrics": rows,
             }, ckpt_path)
@@ -344,12 +344,6 @@ def train(
     except Exception as exc:  # figures never fail a run
         log(f"curves.png not written: {exc}")
     return summary
-
-
-def _jsonable(obj: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj))
 
 
 def _tensorboard(out: Path):
