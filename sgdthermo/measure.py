@@ -202,10 +202,18 @@ class Measurement:
             self.queue_count += 1
 
     # ------------------------------------------------------------------ log point
-    def log(self, step: int, *, protocol: str, lr: float, wd: float | None, radius: float | None) -> dict[str, float]:
-        """One row of metrics at ``step`` (see the module docstring)."""
+    def log(self, step: int) -> dict[str, float]:
+        """One row of metrics at ``step`` (see the module docstring).
+
+        The protocol and its hyperparameters (η or η̃, λ) are read from the optimizer's
+        scale-invariant group, so a schedule that edits them is measured as it runs.
+        """
         from .entropy import sphere_entropy
 
+        protocol = self.opt.protocol
+        group = next(g for g in self.opt.param_groups if g.get("si"))
+        lr = float(group["lr"] if protocol == "fixed-lr" else group["elr"])
+        wd = None if protocol == "fixed-sphere" else float(group["weight_decay"])
         x, y = self.data.train_x, self.data.train_y
         row: dict[str, float] = {"step": step}
         row["train_loss"], row["train_acc"] = evaluate(self.model, self.loss_fn, x, y, self.cfg.eval_batch_size)

@@ -311,7 +311,7 @@ def train(
             break
         meas.after_step(step, lv)
         if step in schedule:
-            row = meas.log(step, protocol=cfg.protocol, lr=cfg.lr, wd=cfg.wd, radius=cfg.radius)
+            row = meas.log(step)
             rows.append(row)
             io.write_csv(pd.DataFrame(rows), out / "metrics.csv")
             if writer is not None:
