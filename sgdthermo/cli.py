@@ -163,13 +163,8 @@ def _cmd_isotropic(args: argparse.Namespace) -> int:
         validate_settings(
             args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
             iters=args.iters, queue_size=args.queue_size, queue_every=args.queue_every,
-            burn_in=args.burn_in,
+            burn_in=args.burn_in, entropy_method=args.entropy_method,
         )
-        if args.entropy_method is not None:
-            from .entropy import METHODS
-
-            if args.entropy_method not in METHODS:
-                raise ValueError(f"--entropy-method {args.entropy_method!r}: expected one of {', '.join(METHODS)}")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = _check_out(args.out, args.force, "results.csv")
@@ -263,11 +258,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     try:
         cfg.resolved().validate()
-        if args.entropy_method is not None:
-            from .entropy import METHODS
-
-            if args.entropy_method not in METHODS:
-                raise ValueError(f"--entropy-method {args.entropy_method!r}: expected one of {', '.join(METHODS)}")
         summary = train(cfg, args.out, resume=args.resume, force=args.force,
                         log=lambda m: print(m, file=sys.stderr),
                         progress=_progress_printer(f"{args.model} {args.protocol}"))

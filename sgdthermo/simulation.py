@@ -119,8 +119,14 @@ def validate_settings(
     queue_size: int,
     queue_every: int,
     burn_in: float,
+    entropy_method: str | None = None,
 ) -> None:
     """Check every setting; raise ``ValueError`` naming the bad value and what is allowed."""
+    if entropy_method is not None:
+        from .entropy import METHODS
+
+        if entropy_method not in METHODS:
+            raise ValueError(f"--entropy-method {entropy_method!r}: expected one of {', '.join(METHODS)}")
     if protocol not in theory.PROTOCOLS:
         raise ValueError(
             f"unknown protocol {protocol!r}: expected one of {', '.join(theory.PROTOCOLS)}"
@@ -312,7 +318,7 @@ def simulate_isotropic(
     rad_ax = None if radius is None else parse_spec(radius, "radius")
     validate_settings(
         protocol, dim=dim, lr=lr_ax, wd=wd_ax, radius=rad_ax, sigma=float(sigma), iters=iters,
-        queue_size=queue_size, queue_every=queue_every, burn_in=burn_in,
+        queue_size=queue_size, queue_every=queue_every, burn_in=burn_in, entropy_method=entropy_method,
     )
     t_start = time.perf_counter()
     d = int(dim)

@@ -150,6 +150,11 @@ class TrainConfig:
             raise ValueError(f"--noise-batches {self.noise_batches}: must be at least 2")
         if self.queue_size < 2:
             raise ValueError(f"--queue-size {self.queue_size}: must be at least 2")
+        if self.entropy_method is not None:
+            from .entropy import METHODS
+
+            if self.entropy_method not in METHODS:
+                raise ValueError(f"--entropy-method {self.entropy_method!r}: expected one of {', '.join(METHODS)}")
         if self.queue_dtype not in ("float16", "bfloat16", "float32", "float64"):
             raise ValueError(f"--queue-dtype {self.queue_dtype}: expected float16, bfloat16, float32 or float64")
         if not 0 < self.tail_fraction <= 1:

@@ -132,3 +132,10 @@ def test_reproduce_small_grid(tmp_path, capsys):
 def test_python_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "sgdthermo", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "sgdthermo" in r.stdout
+
+
+def test_unknown_entropy_method(tmp_path, capsys):
+    out = tmp_path / "never"
+    code, _, err = run_cli(["isotropic", "--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1", *SMALL,
+                            "--entropy-method", "knn9", "--out", str(out)], capsys)
+    assert code == 2 and "knn9" in err and "cap" in err and not out.exists()

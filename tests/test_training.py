@@ -216,3 +216,8 @@ def test_summary_flags_interpolation_and_accepts_settled_runs():
     # a radius still relaxing is not stationary either, but not interpolation
     drift = summarize(_metrics(n, np.full(n, 0.2), np.full(n, 1.0), 1.5 + 0.5 * t), cfg, 1001)
     assert not drift["stationary"] and not drift["interpolating"]
+
+
+def test_unknown_entropy_method_is_rejected_by_the_config():
+    with pytest.raises(ValueError, match="--entropy-method 'knn9'"):
+        TrainConfig(protocol="fixed-lr", lr=0.1, wd=0.01, entropy_method="knn9").resolved().validate()
