@@ -281,6 +281,7 @@ def train(
 
     rows: list[dict[str, float]] = []
     step = 0
+    earlier_s = 0.0  # training time before the last resume
     if resume and ckpt_path.exists() and not force:
         ck = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         if ck["config"] != io.jsonable(cfg_dict):
@@ -292,6 +293,7 @@ def train(
         torch.set_rng_state(ck["rng"]["torch"])
         rows = [dict(r) for r in ck["metrics"]]
         step = int(ck["step"])
+        earlier_s = float(ck.get("runtime_s", 0.0))
         log(f"resumed at step {step}")
     elif (out / "summary.json").exists():
         (out / "summary.json").unlink()  # force: the old summary no longer describes the run
@@ -328,6 +330,7 @@ def train(
                 "config": io.jsonable(cfg_dict), "step": step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
                 "measurement": meas.state_dict(), "rng": _rng_state(), "metrics": rows,
+                "runtime_s": earlier_s + time.perf_counter() - t0,
             }, ckpt_path)
         if progress is not None:
             progress(step, cfg.iters)
@@ -335,7 +338,7 @@ def train(
             return {"status": "stopped", "step": step}
     if writer is not None:
         writer.close()
-    runtime = time.perf_counter() - t0
+    runtime = earlier_s + time.perf_counter() - t0  # training time over every resume
     metrics = pd.DataFrame(rows)
     io.write_csv(metrics, out / "metrics.csv")
     summary = summarize(metrics, cfg, d)
