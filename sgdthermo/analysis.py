@@ -46,6 +46,7 @@ __all__ = [
     "Verdict",
     "QuadraticFit",
     "quadratic_fit",
+    "linear_fit",
     "PotentialMatrix",
     "potential_matrix",
     "check_radius",
@@ -315,20 +316,31 @@ def quadratic_fit(x: np.ndarray, y: np.ndarray, z: np.ndarray,
     if n < 6:
         raise ValueError(f"quadratic fit needs at least 6 points, got {n}")
     X = np.column_stack([np.ones(n), x, y, x**2, x * y, y**2])
-    weighted = False
-    if z_err is not None:
-        e = np.asarray(z_err, float).ravel()
-        if e.shape != z.shape:
-            raise ValueError("z_err must have the same length as z")
-        weighted = bool(np.all(np.isfinite(e)) and np.all(e > 0))
-    sw = 1.0 / e if weighted else np.ones(n)
+    if z_err is not None and np.asarray(z_err).ravel().shape != z.shape:
+        raise ValueError("z_err must have the same length as z")
+    fit = linear_fit(X, z, None if z_err is None else np.asarray(z_err, float).ravel())
+    return QuadraticFit(coef=fit["coef"], cov=fit["cov"], r2=fit["r2"], resid_std=fit["resid_std"],
+                        chi2_red=fit["chi2_red"], n=n, weighted=fit["weighted"])
+
+
+def linear_fit(X: np.ndarray, y: np.ndarray, yerr: np.ndarray | None = None) -> dict[str, Any]:
+    r"""Least squares :math:`y = X\beta`, weighted by :math:`1/\sigma^2` when every error
+    in ``yerr`` is finite and positive; the covariance as in :func:`quadratic_fit`.
+
+    Returns a dict: ``coef``, ``cov``, ``r2``, ``resid_std``, ``chi2_red`` (NaN unweighted),
+    ``dof``, ``weighted``.
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, float).ravel()
+    n, k = X.shape
+    weighted = yerr is not None and bool(np.all(np.isfinite(yerr)) and np.all(np.asarray(yerr) > 0))
+    sw = 1.0 / np.asarray(yerr, float).ravel() if weighted else np.ones(n)
     Xw = X * sw[:, None]
-    zw = z * sw
-    coef, *_ = np.linalg.lstsq(Xw, zw, rcond=None)
-    resid = z - X @ coef
-    dof = n - 6
+    coef, *_ = np.linalg.lstsq(Xw, y * sw, rcond=None)
+    resid = y - X @ coef
+    dof = n - k
     rss = float(resid @ resid)
-    tss = float(((z - z.mean()) ** 2).sum())
+    tss = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - rss / tss if tss > 0 else (1.0 if rss == 0 else float("nan"))
     resid_std = float(np.sqrt(rss / dof)) if dof > 0 else float("nan")
     cov0 = np.linalg.pinv(Xw.T @ Xw)
@@ -338,8 +350,8 @@ def quadratic_fit(x: np.ndarray, y: np.ndarray, z: np.ndarray,
     else:
         chi2_red = float("nan")
         scale = rss / dof if dof > 0 else float("nan")
-    return QuadraticFit(coef=coef, cov=cov0 * scale, r2=float(r2), resid_std=resid_std,
-                        chi2_red=chi2_red, n=n, weighted=weighted)
+    return {"coef": coef, "cov": cov0 * scale, "r2": float(r2), "resid_std": resid_std,
+            "chi2_red": chi2_red, "dof": dof, "weighted": weighted}
 
 
 # ---------------------------------------------------------------------------------------

@@ -401,33 +401,6 @@ def sweep_groups(df: pd.DataFrame, *, only_usable: bool = True) -> Iterator[tupl
 # ---------------------------------------------------------------------------------------
 # Fitting helpers
 # ---------------------------------------------------------------------------------------
-def _linear_fit(X: np.ndarray, y: np.ndarray, yerr: np.ndarray | None) -> dict[str, Any]:
-    r"""Least squares :math:`y = X\beta`, weighted by ``1/yerr²`` when all errors are finite > 0.
-
-    Covariance as in :func:`sgdthermo.analysis.quadratic_fit`: weighted
-    :math:`(X^TWX)^{-1}\max(1,\chi^2_{\rm red})`, unweighted :math:`s^2(X^TX)^{-1}`
-    (NaN without residual degrees of freedom).
-    """
-    n, k = X.shape
-    weighted = yerr is not None and bool(np.all(np.isfinite(yerr)) and np.all(yerr > 0))
-    sw = 1.0 / yerr if weighted else np.ones(n)  # type: ignore[operator]
-    Xw = X * sw[:, None]
-    coef, *_ = np.linalg.lstsq(Xw, y * sw, rcond=None)
-    resid = y - X @ coef
-    dof = n - k
-    rss = float(resid @ resid)
-    tss = float(((y - y.mean()) ** 2).sum())
-    cov0 = np.linalg.pinv(Xw.T @ Xw)
-    if weighted:
-        chi2 = float(((resid * sw) ** 2).sum() / dof) if dof > 0 else float("nan")
-        scale = max(1.0, chi2) if dof > 0 else 1.0
-    else:
-        chi2 = float("nan")
-        scale = rss / dof if dof > 0 else float("nan")
-    return {"coef": coef, "cov": cov0 * scale, "r2": 1.0 - rss / tss if tss > 0 else float("nan"),
-            "chi2_red": chi2, "dof": dof, "weighted": weighted}
-
-
 def _second(protocol: str) -> str:
     return _SECOND[protocol]
 
@@ -579,7 +552,7 @@ def noise_table(df: pd.DataFrame) -> pd.DataFrame:
                 rows_out.append(rec)
                 continue
             lh, lq = np.log(h), np.log(val)
-            fit = _linear_fit(np.column_stack([np.ones(n), lh]), lq, err)
+            fit = _an.linear_fit(np.column_stack([np.ones(n), lh]), lq, err)
             se = np.sqrt(np.clip(np.diag(fit["cov"]), 0, None))
             rec.update({"slope": float(fit["coef"][1]), "slope_err": float(se[1]),
                         "intercept": float(fit["coef"][0]), "intercept_err": float(se[0]),
@@ -589,7 +562,7 @@ def noise_table(df: pd.DataFrame) -> pd.DataFrame:
             if np.all(z > 0) and len(np.unique(np.round(np.log(z), 9))) >= 2 and n >= 4:
                 X = np.column_stack([np.ones(n), lh, np.log(z)])
                 if np.linalg.matrix_rank(X) == 3:
-                    f2 = _linear_fit(X, lq, err)
+                    f2 = _an.linear_fit(X, lq, err)
                     rec["other_slope"] = float(f2["coef"][2])
                     rec["other_slope_err"] = float(np.sqrt(max(f2["cov"][2, 2], 0.0)))
             rows_out.append(rec)
