@@ -668,6 +668,17 @@ def _maxwell_spec(protocol: str, d: float) -> dict[str, Any]:
     return {"combos": combos, "relation": rel, "text": text}
 
 
+def _entropy_grid(df: pd.DataFrame, protocol: str | None) -> tuple[str, str, pd.DataFrame, pd.DataFrame]:
+    """The protocol's usable rows with positive ``lr`` and second axis and a finite S.
+
+    Returns ``(protocol, second-axis column, used rows, excluded rows)``.
+    """
+    sub, protocol = _select_protocol(df, protocol)
+    ycol = _second_axis(protocol)
+    used, excluded = _split_usable(sub, ["lr", ycol, "S"])
+    return protocol, ycol, used[(used["lr"] > 0) & (used[ycol] > 0)], excluded
+
+
 def check_maxwell(df: pd.DataFrame, protocol: str | None = None, *,
                   main_tol: float = 0.05, z_thr: float = 3.0, min_r2: float = 0.9,
                   min_rows: int = 8) -> Verdict:
@@ -703,10 +714,7 @@ def check_maxwell(df: pd.DataFrame, protocol: str | None = None, *,
     λ-dependence of S of ≳ 10 % of R fails.
     """
     name = CHECKS[2]
-    sub, protocol = _select_protocol(df, protocol)
-    ycol = _second_axis(protocol)
-    used, excluded = _split_usable(sub, ["lr", ycol, "S"])
-    used = used[(used["lr"] > 0) & (used[ycol] > 0)]
+    protocol, ycol, used, excluded = _entropy_grid(df, protocol)
     n = len(used)
     if n < min_rows:
         return _too_few(name, protocol, n, min_rows, excluded)
@@ -846,10 +854,7 @@ def check_adiabats(df: pd.DataFrame, protocol: str | None = None, *,
     :math:`\chi^2_{\rm red}` of constancy with the S errors) is tabulated.
     """
     name = CHECKS[3]
-    sub, protocol = _select_protocol(df, protocol)
-    ycol = _second_axis(protocol)
-    used, excluded = _split_usable(sub, ["lr", ycol, "S"])
-    used = used[(used["lr"] > 0) & (used[ycol] > 0)]
+    protocol, ycol, used, excluded = _entropy_grid(df, protocol)
     n = len(used)
     if n < min_rows:
         return _too_few(name, protocol, n, min_rows, excluded)
