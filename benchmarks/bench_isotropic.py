@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from sgdthermo.simulation import simulate_isotropic
+from sgdthermo.isotropic import simulate_isotropic
 
 PAPER_CODE_US_PER_STEP = 400.0  # reported for the paper's own code on a 2-core machine
 

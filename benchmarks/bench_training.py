@@ -4,7 +4,7 @@ Same model (the digits ConvNet, width 4), same data and the same i.i.d. batches;
 timings in this run:
 
 - bare: `torch.optim.SGD` with weight decay, forward/backward/step, nothing else;
-- sgdthermo: the training loop of `sgdthermo.training.train` with the default measurement
+- sgdthermo: the training loop of `sgdthermo.nn.training.train` with the default measurement
   schedule (a log point every 200 steps: train and test evaluation, K = 8 minibatch
   gradients for tr Σ, the free per-step statistics; entropy queue of 1000 snapshots every
   25 steps, whose entropy is estimated each time the queue refills, i.e. every 25 000 steps:
@@ -24,10 +24,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from sgdthermo.data import BatchSampler, load_dataset
+from sgdthermo.nn.data import BatchSampler, load_dataset
 from sgdthermo.entropy import sphere_entropy
-from sgdthermo.networks import build_model, find_scale_invariant, set_si_norm
-from sgdthermo.training import TrainConfig, train
+from sgdthermo.nn.models import build_model, find_scale_invariant, set_si_norm
+from sgdthermo.nn import TrainConfig, train
 
 
 def bare_loop(steps: int) -> float:

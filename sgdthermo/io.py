@@ -1,4 +1,5 @@
-"""Atomic file output: a reader never sees a half-written table or JSON file."""
+"""File output: atomic writes (a reader never sees a half-written table or JSON file) and
+the one check of an output folder before anything is written."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from .errors import ConfigError
 
-__all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable", "check_output_folder"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -55,3 +59,21 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def check_output_folder(out: str | os.PathLike, *, marker: str | None = None, what: str = "results",
+                        force: bool = False, flag: str = "--out") -> Path:
+    """The folder ``out`` as a Path, after checking that it can receive output; writes nothing.
+
+    Its parent must exist and ``out`` must not be a file. With ``marker`` (a file name), a
+    folder already holding that file is refused unless ``force``: "already holds ``what``".
+    Raises :class:`~sgdthermo.errors.ConfigError` (one line naming the folder).
+    """
+    path = Path(out).expanduser()
+    if not path.parent.exists():
+        raise ConfigError(f"{flag} {out}: parent folder {str(path.parent)!r} does not exist")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {out}: exists and is not a folder")
+    if marker is not None and (path / marker).exists() and not force:
+        raise ConfigError(f"{flag} {out}: already holds {what} ({marker}); pass --force to overwrite")
+    return path

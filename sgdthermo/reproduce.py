@@ -11,6 +11,7 @@ reproduction resumes at the next protocol), and ``force=True`` recomputes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -21,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from . import io
-from .simulation import simulate_isotropic
+from .errors import ResultsExistError
+from .isotropic import simulate_isotropic
+from .protocols import PROTOCOLS
+
+_log = logging.getLogger("sgdthermo.reproduce")
 
 __all__ = ["IsotropicPreset", "DEFAULT", "PAPER", "ResultsExistError", "reproduce_isotropic"]
-
-
-class ResultsExistError(ValueError):
-    """The output folder holds finished results of other settings (pass force=True)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,6 @@ DEFAULT = IsotropicPreset()
 # queue of 1000 weights every 50 steps.
 PAPER = IsotropicPreset(n_grid=17, lr_range=(1e-3, 1e-1), iters=2_000_000, queue_every=50)
 
-PROTOCOL_ORDER = ("fixed-sphere", "fixed-elr", "fixed-lr")
 
 
 def _run_protocol(protocol: str, preset: IsotropicPreset, progress: Callable | None):
@@ -84,9 +84,9 @@ def reproduce_isotropic(
     out: str | Path,
     preset: IsotropicPreset = DEFAULT,
     *,
-    protocols: tuple[str, ...] = PROTOCOL_ORDER,
+    protocols: tuple[str, ...] = PROTOCOLS,
     force: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     progress_factory: Callable[[str], Callable[[int, int], None]] | None = None,
 ) -> dict[str, Any]:
     """Run every protocol on the preset grid and write ``OUT/report.md`` with V1–V4.
@@ -95,7 +95,7 @@ def reproduce_isotropic(
     Output: ``OUT/results.csv`` (all protocols), ``OUT/<protocol>/{results,trace}.csv`` and
     ``settings.json``, ``OUT/report.md``, ``OUT/verdicts.csv``, ``OUT/figures/*.png``.
     """
-    from .report import write_report
+    from .report.isotropic import write_report
 
     out = Path(out)
     settings = asdict(preset)
@@ -218,13 +218,13 @@ NN_PRESETS["cifar100-resnet18"] = replace(NN_PRESETS["cifar10-resnet18"], name="
                                           dataset="cifar100", description="ResNet-18 (k = 4) on CIFAR-100")
 
 
-def nn_sweep_specs(preset: NNPreset, *, protocols: tuple[str, ...] = PROTOCOL_ORDER,
+def nn_sweep_specs(preset: NNPreset, *, protocols: tuple[str, ...] = PROTOCOLS,
                    data_dir: str | None = None, executor: str = "local", jobs: int = 1,
                    address: str | None = None, device: str | None = None,
                    iters: int | None = None):
     """The sweep specification of each protocol of ``preset`` (see :mod:`sgdthermo.sweep`)."""
+    from .nn.config import TrainConfig
     from .sweep import SweepSpec
-    from .training import TrainConfig
 
     specs = {}
     for protocol in protocols:
@@ -247,7 +247,7 @@ def reproduce_nn(
     out: str | Path,
     preset: NNPreset | str = "digits",
     *,
-    protocols: tuple[str, ...] = PROTOCOL_ORDER,
+    protocols: tuple[str, ...] = PROTOCOLS,
     data_dir: str | None = None,
     executor: str = "local",
     jobs: int = 1,
@@ -255,15 +255,16 @@ def reproduce_nn(
     device: str | None = None,
     iters: int | None = None,
     force: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
+    progress: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
     """Run the preset's grids (``OUT/runs/<run_id>/``) and analyse them into ``OUT/``.
 
     Finished runs are reused and interrupted ones resumed (the sweep runner's rules), so
     calling again continues an interrupted reproduction. Returns the analysis tables.
     """
+    from .report.network import analyze
     from .sweep import run_sweep
-    from .sweep_analysis import analyze
 
     if isinstance(preset, str):
         if preset not in NN_PRESETS:
@@ -278,7 +279,7 @@ def reproduce_nn(
     for protocol, spec in specs.items():
         log(f"[{protocol}] {preset.description}: {len(spec.grid.get('lr', []))} x "
             f"{len(next(v for k, v in spec.grid.items() if k != 'lr'))} grid")
-        statuses.append(run_sweep(spec, out / "runs", force=force, log=log))
+        statuses.append(run_sweep(spec, out / "runs", force=force, log=log, progress=progress))
     runtime = time.perf_counter() - t0
     tables = analyze(out / "runs", out)
     tables["status"] = pd.concat(statuses, ignore_index=True)

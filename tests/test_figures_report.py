@@ -125,13 +125,6 @@ def test_potentials_with_chosen_configs(tmp_path: Path) -> None:
     assert _is_png(out) or out.stat().st_size > 0
 
 
-def test_figures_without_theory_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fallback when sgdthermo.theory is unavailable: curves from the *_theory columns."""
-    monkeypatch.setattr(F, "_vmf_curves", lambda T, d: None)
-    df = synthetic_results("fixed-sphere", n_lr=4, n_wd=4, seed=7)
-    out = F.plot_energy_entropy(df, tmp_path / "ue.png", dpi=40)
-    assert out.read_bytes()[:8] == PNG_MAGIC
-
 
 def test_no_pyplot_figures_left_open(tmp_path: Path) -> None:
     """Figures are built without pyplot, so nothing stays registered after a call."""

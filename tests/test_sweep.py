@@ -11,9 +11,16 @@ import pandas as pd
 import pytest
 
 from sgdthermo import sweep as sw
-from sgdthermo.sweep import (SweepJob, SweepSpec, cmd_sweep, config_hash, expand, make_executor,
-                             make_run_id, run_sweep, sweep_argument_parser)
-from sgdthermo.training import TrainConfig, train
+from sgdthermo.nn import TrainConfig, train
+from sgdthermo.sweep import (
+    SweepJob,
+    SweepSpec,
+    config_hash,
+    expand,
+    make_executor,
+    make_run_id,
+    run_sweep,
+)
 
 TINY = dict(model="mlp", width=8, dataset="synthetic", protocol="fixed-elr", wd=0.01, iters=100,
             log_every=50, checkpoint_every=50, noise_batches=2, queue_size=5, queue_every=10,
@@ -72,7 +79,7 @@ def test_run_id_hash_is_stable_and_specific():
     # (finished runs would be recomputed); this fails if TrainConfig gains a field
     assert rid == "lr0.02_wd0.01_s0-" + config_hash(cfg)
     assert config_hash(cfg) == PINNED_HASH
-    code = ("from sgdthermo.sweep import make_run_id; from sgdthermo.training import TrainConfig; "
+    code = ("from sgdthermo.sweep import make_run_id; from sgdthermo.nn import TrainConfig; "
             f"print(make_run_id(TrainConfig(**{TINY | {'lr': 0.02}!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
@@ -292,16 +299,9 @@ def test_submitit_preempted_job_requeues_and_resumes(tmp_path):
 # Command line
 # ---------------------------------------------------------------------------------------
 def run_cli(argv):
-    from sgdthermo.cli import UsageError, _Parser
+    from sgdthermo.cli import main
 
-    parser = _Parser(prog="sgdthermo")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sweep_argument_parser(sub)
-    try:
-        return cmd_sweep(parser.parse_args(["sweep", *argv]))
-    except UsageError as exc:
-        print(f"sgdthermo: error: {exc}", file=sys.stderr)
-        return 2
+    return main(["sweep", *argv])
 
 
 CLI_OK = ["--model", "mlp", "--width", "8", "--dataset", "synthetic", "--protocol", "fixed-lr",

@@ -1,0 +1,11 @@
+"""The isotropic-noise model: noisy gradient descent on scale-invariant test functions.
+
+:func:`simulate_isotropic` runs a whole hyperparameter grid in one fused numba kernel
+(:mod:`~sgdthermo.isotropic.kernels`), one random stream per grid point.
+"""
+
+from __future__ import annotations
+
+from .simulator import SimulationResult, simulate_isotropic, validate_settings, vmf_loss
+
+__all__ = ["SimulationResult", "simulate_isotropic", "validate_settings", "vmf_loss"]

@@ -1,0 +1,269 @@
+r"""Measuring the thermodynamics of a network while it trains.
+
+:class:`Measurement` attaches to any training loop that uses one of the protocol optimizers
+(:mod:`sgdthermo.nn.optim`). Call :meth:`Measurement.after_step` after every optimizer step
+(it only reads numbers the step already computed) and :meth:`Measurement.log` at the log
+steps (:func:`log_schedule`); it returns one row of metrics.
+
+Gradient noise under BatchNorm (docs/theory.md, "Measuring a network under BatchNorm"): in
+train mode BatchNorm normalises with the batch's statistics, so neither a pass over the
+whole training set nor per-sample gradients give the minibatch gradient's mean and
+covariance. With the weights frozen, K minibatch gradients :math:`g_1..g_K` of the training
+batch size give
+
+.. math::
+    \hat\nabla L = \frac1K\sum_k g_k,\qquad
+    \widehat{\mathrm{tr}\,\Sigma} = \frac{1}{K-1}\sum_k \|g_k - \hat\nabla L\|^2,\qquad
+    \widehat{\|\nabla L\|^2} = \|\hat\nabla L\|^2 - \widehat{\mathrm{tr}\,\Sigma}/K,
+
+all unbiased; :math:`\sigma^2 = \rho^2\,\mathrm{tr}\,\Sigma/(d-1)`. BatchNorm running
+statistics are restored afterwards and the batches come from the measurement's own random
+generator, so measuring never changes the training trajectory. The discrete-time radius
+identity needs only :math:`E\|g_B(u)\|^2 = \rho^2 E\|g_B(w)\|^2`, which every training step
+provides for free (``grad_sq_unit`` of the optimizer's last step): its running mean between
+log points is kept as ``grad_sq_unit``.
+
+Entropy: snapshots of the scale-invariant group are pushed into a ring buffer (``queue_size``
+entries every ``queue_every`` steps, stored in ``queue_dtype``, memory bounded and reported);
+the entropy of their directions on :math:`S^{d-1}` is estimated whenever the queue has been
+refilled completely since the last estimate, and :math:`S = S_u + (d-1)\log\bar\rho`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import theory
+
+__all__ = ["MeasureConfig", "Measurement", "log_schedule", "gradient_noise"]
+
+
+def log_schedule(iters: int, every: int = 200, linear_until: int = 10_000, per_decade: int = 20) -> list[int]:
+    """Log steps: every ``every`` steps up to ``linear_until``, then ``per_decade`` log-spaced
+    steps per decade, always including the last step (the paper's schedule by default)."""
+    steps = set(range(every, min(iters, linear_until) + 1, every))
+    if iters > linear_until:
+        n = max(2, int(math.ceil(per_decade * math.log10(iters / linear_until))) + 1)
+        steps.update(int(round(s)) for s in np.geomspace(linear_until, iters, n))
+    steps.add(iters)
+    return sorted(s for s in steps if 0 < s <= iters)
+
+
+@dataclass
+class MeasureConfig:
+    noise_batches: int = 8  # K minibatch gradients per log point for ∇L and tr Σ
+    batch_size: int = 128
+    queue_size: int = 1000
+    queue_every: int = 25
+    queue_dtype: str = "float32"
+    entropy_method: str | None = None
+    eval_batch_size: int = 1024
+    seed: int = 0
+
+
+def _flat_grad(params: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).double() for p in params])
+
+
+def _bn_buffers(model: nn.Module) -> list[torch.Tensor]:
+    return [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
+
+
+def gradient_noise(
+    model: nn.Module,
+    params: Sequence[torch.Tensor],
+    loss_fn: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batches: Sequence[torch.Tensor],
+) -> dict[str, float]:
+    r"""Mean gradient and gradient-noise trace from K minibatches at frozen weights.
+
+    ``batches``: K index tensors into (x, y), each of the training batch size. Returns
+    ``grad_sq`` (unbiased :math:`\|\nabla L\|^2`), ``trace_cov`` (unbiased
+    :math:`\mathrm{tr}\,\Sigma`), ``trace_cov_err`` (its standard error over the K draws)
+    and ``grad_norm`` (:math:`\sqrt{\max(0, \|\nabla L\|^2)}`), all for the parameters
+    ``params`` in weight space. Train-mode BatchNorm; running statistics restored.
+    """
+    K = len(batches)
+    if K < 2:
+        raise ValueError("gradient_noise needs at least 2 minibatches")
+    saved = [b.clone() for b in _bn_buffers(model)]
+    was_training = model.training
+    model.train()
+    grads = []
+    for idx in batches:
+        for p in params:
+            p.grad = None
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        grads.append(_flat_grad(params))
+    for b, s in zip(_bn_buffers(model), saved):
+        b.copy_(s)
+    for p in params:
+        p.grad = None
+    model.train(was_training)
+    G = torch.stack(grads)  # (K, d)
+    mean = G.mean(0)
+    dev2 = ((G - mean) ** 2).sum(1)  # ‖g_k − ḡ‖²
+    trace = float(dev2.sum() / (K - 1))
+    # per-draw unbiased pieces K/(K−1)‖g_k − ḡ‖² average to the estimate; their spread / √K
+    pieces = dev2 * K / (K - 1)
+    trace_err = float(pieces.std(unbiased=True) / math.sqrt(K))
+    gsq = float((mean * mean).sum()) - trace / K
+    return {"grad_sq": gsq, "grad_norm": math.sqrt(max(gsq, 0.0)), "trace_cov": trace,
+            "trace_cov_err": trace_err}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
+    """Mean loss and accuracy in eval mode (BatchNorm running statistics)."""
+    was_training = model.training
+    model.eval()
+    tot_loss, correct = 0.0, 0
+    for i in range(0, x.shape[0], batch):
+        out = model(x[i:i + batch])
+        tot_loss += float(loss_fn(out, y[i:i + batch], reduction="sum"))
+        correct += int((out.argmax(1) == y[i:i + batch]).sum())
+    model.train(was_training)
+    n = x.shape[0]
+    return tot_loss / n, correct / n
+
+
+class Measurement:
+    """Thermodynamic measurement of a training run (attach to any loop).
+
+    Parameters
+    ----------
+    model, si_params : the network and its scale-invariant group (d parameters)
+    optimizer : a :class:`sgdthermo.nn.optim.ProtocolOptimizer` (its ``last_step`` is read)
+    loss_fn : ``loss_fn(logits, targets, reduction="mean"|"sum")``
+    data : a :class:`sgdthermo.nn.data.DataSet`
+    config : :class:`MeasureConfig`
+    """
+
+    def __init__(self, model: nn.Module, si_params: Sequence[torch.Tensor], optimizer: Any,
+                 loss_fn: Callable, data: Any, config: MeasureConfig | None = None) -> None:
+        self.model = model
+        self.params = list(si_params)
+        self.opt = optimizer
+        self.loss_fn = loss_fn
+        self.data = data
+        self.cfg = config or MeasureConfig()
+        self.d = int(sum(p.numel() for p in self.params))
+        if self.cfg.noise_batches < 2:
+            raise ValueError(f"noise_batches {self.cfg.noise_batches}: must be at least 2")
+        dev = self.params[0].device
+        self.gen = torch.Generator(device="cpu").manual_seed(int(self.cfg.seed) + 7919)
+        dtype = getattr(torch, self.cfg.queue_dtype)
+        self.queue = torch.zeros(self.cfg.queue_size, self.d, dtype=dtype, device=dev)
+        self.queue_rho = torch.zeros(self.cfg.queue_size, dtype=torch.float64)
+        self.queue_count = 0
+        self.queue_count_at_entropy = 0
+        self._reset_acc()
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def queue_bytes(self) -> int:
+        return self.queue.numel() * self.queue.element_size()
+
+    def _reset_acc(self) -> None:
+        self.acc = {"n": 0, "grad_sq_unit": 0.0, "rho": 0.0, "rho2": 0.0, "norm_excess": 0.0,
+                    "batch_loss": 0.0}
+
+    def after_step(self, step: int, batch_loss: float) -> None:
+        """Accumulate the free per-step statistics; push a snapshot every ``queue_every``."""
+        ls = self.opt.last_step
+        a = self.acc
+        a["n"] += 1
+        a["grad_sq_unit"] += ls["grad_sq_unit"]
+        a["rho"] += ls["rho"]
+        a["rho2"] += ls["rho"] ** 2
+        a["batch_loss"] += batch_loss
+        if "norm_pre" in ls and ls["norm_pre"] is not None:
+            a["norm_excess"] += ls["norm_pre"] - ls["rho"]
+        if step % self.cfg.queue_every == 0:
+            slot = self.queue_count % self.cfg.queue_size
+            with torch.no_grad():
+                row = self.queue[slot]
+                off = 0
+                for p in self.params:
+                    n = p.numel()
+                    row[off:off + n].copy_(p.detach().reshape(-1))
+                    off += n
+                self.queue_rho[slot] = float(row.double().norm())
+            self.queue_count += 1
+
+    # ------------------------------------------------------------------ log point
+    def log(self, step: int) -> dict[str, float]:
+        """One row of metrics at ``step`` (see the module docstring).
+
+        The protocol and its hyperparameters (η or η̃, λ) are read from the optimizer's
+        scale-invariant group, so a schedule that edits them is measured as it runs.
+        """
+        from ..entropy import sphere_entropy
+
+        protocol = self.opt.protocol
+        group = next(g for g in self.opt.param_groups if g.get("si"))
+        lr = float(group["lr"] if protocol == "fixed-lr" else group["elr"])
+        wd = None if protocol == "fixed-sphere" else float(group["weight_decay"])
+        x, y = self.data.train_x, self.data.train_y
+        row: dict[str, float] = {"step": step}
+        row["train_loss"], row["train_acc"] = evaluate(self.model, self.loss_fn, x, y, self.cfg.eval_batch_size)
+        row["test_loss"], row["test_acc"] = evaluate(self.model, self.loss_fn, self.data.test_x,
+                                                     self.data.test_y, self.cfg.eval_batch_size)
+        a = self.acc
+        n = max(a["n"], 1)
+        row["batch_loss"] = a["batch_loss"] / n
+        with torch.no_grad():
+            rho = float(torch.cat([p.detach().reshape(-1).double() for p in self.params]).norm())
+        row["rho"] = rho
+        row["rho_mean"] = a["rho"] / n
+        row["rho2_mean"] = a["rho2"] / n
+        row["elr"] = float(self.opt.effective_lr())
+        row["grad_sq_unit"] = a["grad_sq_unit"] / n  # E‖g_B(u)‖² over the interval (free)
+        if protocol == "fixed-sphere":
+            row["norm_excess"] = a["norm_excess"] / n  # E|w'| − ρ
+        batches = [torch.randint(0, x.shape[0], (self.cfg.batch_size,), generator=self.gen).to(x.device)
+                   for _ in range(self.cfg.noise_batches)]
+        gn = gradient_noise(self.model, self.params, self.loss_fn, x, y, batches)
+        row.update(gn)
+        row["trace_cov_unit"] = rho**2 * gn["trace_cov"]
+        row["sigma2"] = rho**2 * gn["trace_cov"] / (self.d - 1)
+        row["snr"] = gn["grad_sq"] / gn["trace_cov"] if gn["trace_cov"] > 0 else float("nan")
+        sig = math.sqrt(max(row["sigma2"], 0.0))
+        row["T"] = float(theory.temperature(protocol, lr=lr, sigma=sig, d=self.d,
+                                            wd=None if protocol == "fixed-sphere" else wd))
+        row["S_sphere"] = row["S_sphere_err"] = row["S"] = float("nan")
+        full = self.queue_count >= self.cfg.queue_size
+        if full and self.queue_count - self.queue_count_at_entropy >= self.cfg.queue_size:
+            kw = {} if self.cfg.entropy_method is None else {"method": self.cfg.entropy_method}
+            est = sphere_entropy(self.queue.double(), return_details=True, **kw)
+            row["S_sphere"] = float(est.value)
+            row["S_sphere_err"] = float(est.stderr)
+            rho_q = float(self.queue_rho.mean())
+            row["S"] = float(theory.total_entropy(est.value, rho_q, self.d))
+            self.queue_count_at_entropy = self.queue_count
+        self._reset_acc()
+        return row
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "queue": self.queue.cpu(), "queue_rho": self.queue_rho,
+                "queue_count": self.queue_count, "queue_count_at_entropy": self.queue_count_at_entropy,
+                "acc": dict(self.acc)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self.queue.copy_(state["queue"].to(self.queue.device))
+        self.queue_rho.copy_(state["queue_rho"])
+        self.queue_count = int(state["queue_count"])
+        self.queue_count_at_entropy = int(state["queue_count_at_entropy"])
+        self.acc = dict(state["acc"])

@@ -1,0 +1,347 @@
+r"""Training scale-invariant networks under the three protocols, with measurement.
+
+:func:`train` runs one configuration (:class:`TrainConfig`) into a run folder:
+
+- ``config.json``: the whole resolved configuration (and d, the number of scale-invariant
+  parameters);
+- ``metrics.csv``: one row per log step (:func:`sgdthermo.nn.measure.log_schedule`);
+- ``summary.json``: status, stationarity, stationary averages with errors, the theory
+  predictions (SDE radius with the measured σ², the discrete-time identity, T, and for
+  fixed sphere the effective pressure);
+- ``curves.png``: the run's curves; ``checkpoint.pt``: the latest checkpoint.
+
+Checkpoints are written atomically every ``checkpoint_every`` steps with the model, the
+optimizer, the step, every random state (torch, the batch sampler, the measurement's
+generator), the entropy queue and the metrics so far; ``resume=True`` continues from the
+latest one and reproduces an uninterrupted run exactly on CPU. Checkpoints hold only
+tensors and plain containers and are loaded with ``torch.load(weights_only=True)``.
+
+Digits defaults (docs/networks.md): a ConvNet of width 4 with a frozen head of norm 2
+(the paper's 10 lets the loss reach zero on digits: no stationary state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .. import io, stats, theory
+from ..errors import RunExistsError
+from .config import TrainConfig
+from .measure import MeasureConfig, Measurement, log_schedule
+
+__all__ = ["train", "summarize"]
+
+_log = logging.getLogger("sgdthermo.train")
+
+def _loss_fn(kind: str, num_classes: int) -> Callable:
+    if kind == "ce":
+        return F.cross_entropy
+
+    def mse(logits, y, reduction="mean"):
+        target = F.one_hot(y, num_classes).to(logits.dtype)
+        per = ((logits - target) ** 2).sum(1)
+        return per.mean() if reduction == "mean" else per.sum()
+
+    return mse
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state()}
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _setup(cfg: TrainConfig, log: Callable[[str], None]):
+    from .data import BatchSampler, load_dataset
+    from .models import (
+        build_model,
+        check_scale_invariance,
+        find_scale_invariant,
+        set_si_norm,
+    )
+    from .optim import make_optimizer
+
+    dev = _resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, device=dev,
+                        samples_per_label=cfg.samples_per_label, download=cfg.download, seed=cfg.seed)
+    model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                        width=cfg.width, head_norm=cfg.head_norm, image_size=data.image_size).to(dev)
+    loss_fn = _loss_fn(cfg.loss, data.num_classes)
+    probe = torch.arange(min(cfg.batch_size, data.train_x.shape[0]), device=dev)
+    si, other = find_scale_invariant(model, data.train_x[probe], data.train_y[probe], loss_fn)
+    if not si:
+        raise ValueError(f"model {cfg.model!r} has no scale-invariant parameters")
+    dev_rel = check_scale_invariance(model, si, data.train_x[probe], data.train_y[probe], loss_fn)
+    d = int(sum(p.numel() for p in si))
+    log(f"{cfg.model} (width {cfg.width}, head norm {cfg.head_norm}) on {cfg.dataset}: d = {d} "
+        f"scale-invariant parameters in {len(si)} tensors, {sum(p.numel() for p in other)} other trainable; "
+        f"invariance check max |ΔL|/L = {dev_rel:.1e}")
+    radius = cfg.radius if cfg.protocol == "fixed-sphere" else cfg.init_norm
+    set_si_norm(si, radius)
+    opt = make_optimizer(cfg.protocol, si, lr=cfg.lr, weight_decay=cfg.wd, radius=cfg.radius,
+                         other_params=other or None)
+    sampler = BatchSampler(data.train_x.shape[0], cfg.batch_size, seed=cfg.seed, device=dev)
+    meas = Measurement(model, si, opt, loss_fn, data, MeasureConfig(
+        noise_batches=cfg.noise_batches, batch_size=cfg.batch_size, queue_size=cfg.queue_size,
+        queue_every=cfg.queue_every, queue_dtype=cfg.queue_dtype, entropy_method=cfg.entropy_method,
+        seed=cfg.seed))
+    return data, model, loss_fn, si, d, opt, sampler, meas, dev_rel
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    log: Callable[[str], None] = _log.info,
+    progress: Callable[[int, int], None] | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train one configuration into the folder ``out`` and return its summary.
+
+    ``resume``: continue from ``out/checkpoint.pt``. ``force``: start over even if ``out``
+    holds a finished run. ``stop_after``: stop (as if killed) after that many steps, after
+    the checkpoint of that step if any (for tests of resumption).
+    """
+    cfg = config.resolved()
+    cfg.validate()
+    out = io.check_output_folder(out)
+    ckpt_path = out / "checkpoint.pt"
+    if (out / "summary.json").exists() and not force and not resume:
+        raise RunExistsError(f"--out {out}: holds a finished run; pass --force to overwrite")
+    if ckpt_path.exists() and not resume and not force:
+        raise RunExistsError(f"--out {out}: holds an unfinished run; pass --resume to continue or --force")
+
+    data, model, loss_fn, si, d, opt, sampler, meas, inv = _setup(cfg, log)
+    out.mkdir(exist_ok=True)
+    cfg_dict = dataclasses.asdict(cfg)
+    io.write_json({**cfg_dict, "d": d, "invariance_check": inv}, out / "config.json")
+    log(f"entropy queue: {cfg.queue_size} x {d} {cfg.queue_dtype} = {meas.queue_bytes / 2**20:.1f} MiB")
+
+    rows: list[dict[str, float]] = []
+    step = 0
+    earlier_s = 0.0  # training time before the last resume
+    if resume and ckpt_path.exists() and not force:
+        ck = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        if ck["config"] != io.jsonable(cfg_dict):
+            raise RunExistsError(f"--out {out}: the checkpoint was made with another configuration; pass --force")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sampler.load_state_dict(ck["sampler"])
+        meas.load_state_dict(ck["measurement"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        rows = [dict(r) for r in ck["metrics"]]
+        step = int(ck["step"])
+        earlier_s = float(ck.get("runtime_s", 0.0))
+        log(f"resumed at step {step}")
+    elif (out / "summary.json").exists():
+        (out / "summary.json").unlink()  # force: the old summary no longer describes the run
+
+    schedule = set(log_schedule(cfg.iters, cfg.log_every, cfg.log_linear_until, cfg.log_per_decade))
+    writer = _tensorboard(out) if cfg.tensorboard else None
+    x, y = data.train_x, data.train_y
+    model.train()
+    status, message = "completed", ""
+    t0 = time.perf_counter()
+    while step < cfg.iters:
+        idx = sampler.next()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        step += 1
+        lv = float(loss.detach())
+        if not math.isfinite(lv) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.last_step["grad_sq"]):
+            status = "diverged"
+            message = f"non-finite loss or weights at step {step} (loss {lv}); lower the learning rate"
+            break
+        meas.after_step(step, lv)
+        if step in schedule:
+            row = meas.log(step)
+            rows.append(row)
+            io.write_csv(pd.DataFrame(rows), out / "metrics.csv")
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "step" and isinstance(v, float) and math.isfinite(v):
+                        writer.add_scalar(k, v, step)
+        if step % cfg.checkpoint_every == 0 or step == cfg.iters:
+            _atomic_torch_save({
+                "config": io.jsonable(cfg_dict), "step": step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
+                "measurement": meas.state_dict(), "rng": _rng_state(), "metrics": rows,
+                "runtime_s": earlier_s + time.perf_counter() - t0,
+            }, ckpt_path)
+        if progress is not None:
+            progress(step, cfg.iters)
+        if stop_after is not None and step >= stop_after:
+            return {"status": "stopped", "step": step}
+    if writer is not None:
+        writer.close()
+    runtime = earlier_s + time.perf_counter() - t0  # training time over every resume
+    metrics = pd.DataFrame(rows)
+    io.write_csv(metrics, out / "metrics.csv")
+    summary = summarize(metrics, cfg, d)
+    summary.update({"status": status, "message": message, "steps": step, "runtime_s": runtime})
+    if status == "diverged":
+        summary["stationary"] = False
+        log(f"diverged: {message}")
+    io.write_json(summary, out / "summary.json")
+    try:
+        from ..figures.run import plot_curves  # lazy: matplotlib only here
+
+        plot_curves(metrics, out / "curves.png", title=f"{cfg.model} on {cfg.dataset}, {cfg.protocol}")
+    except Exception as exc:  # figures never fail a run
+        log(f"curves.png not written: {exc}")
+    return summary
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:  # pragma: no cover - optional
+        raise ValueError("--tensorboard needs the tensorboard package (pip install tensorboard)") from exc
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+# ---------------------------------------------------------------------------------------
+# Stationary summary
+# ---------------------------------------------------------------------------------------
+def _tail(metrics: pd.DataFrame, frac: float) -> pd.DataFrame:
+    last = metrics["step"].max()
+    return metrics[metrics["step"] > last * (1 - frac)]
+
+
+def _trend(steps: np.ndarray, values: np.ndarray) -> float:
+    """Relative change of ``values`` over the window from a linear fit (fraction)."""
+    v = np.asarray(values, float)
+    if v.size < 3 or not np.all(np.isfinite(v)):
+        return float("nan")
+    slope, icpt = np.polyfit(steps, v, 1)
+    span = steps.max() - steps.min()
+    mean = abs(v.mean()) if v.mean() != 0 else 1.0
+    return float(slope * span / mean)
+
+
+def summarize(metrics: pd.DataFrame, cfg: TrainConfig, d: int) -> dict[str, Any]:
+    r"""Stationary averages over the tail of the log with errors, verdicts, and theory.
+
+    Errors and the verdict come from :func:`sgdthermo.stats.stationarity` on the tail's log
+    series (radius, loss, σ²), with at least 5 independent samples required. The
+    interpolation regime (docs/theory.md; the paper's Appendix H) is flagged when over the
+    tail the training loss and tr Σ both fall by more than 30 % while the radius shrinks:
+    such runs have no stationary state and are reported, not averaged as if settled.
+
+    Theory (docs/theory.md), with :math:`\bar\sigma^2` and :math:`g_u = E\|g_B(u)\|^2`
+    the tail averages: fixed LR :math:`\rho^4 = \eta\sigma^2(d-1)/(2\lambda)` (SDE) and
+    :math:`\rho^4 = \eta g_u/(2\lambda)` (discrete); fixed ELR
+    :math:`\rho^2 = \tilde\eta\sigma^2(d-1)/(2\lambda)` and :math:`\tilde\eta g_u/(2\lambda)`;
+    fixed sphere :math:`p = (d-1)T/\rho^2` and :math:`\tilde\eta g_u/(2\rho^2)` against the
+    measured :math:`p_{\rm eff} = (E|w'|-\rho)/(\tilde\eta\rho^3)`.
+    """
+    out: dict[str, Any] = {"d": d, "protocol": cfg.protocol, "lr": cfg.lr, "wd": cfg.wd,
+                           "radius": cfg.radius, "n_logs": int(len(metrics))}
+    if metrics.empty:
+        out.update({"stationary": False, "interpolating": False, "reason": "no log points"})
+        return out
+    tail = _tail(metrics, cfg.tail_fraction)
+    out["tail_logs"] = int(len(tail))
+    watched = {"rho": "rho_mean", "train_loss": "batch_loss", "sigma2": "sigma2"}
+    verdicts = {}
+    for name, col in [("rho", "rho_mean"), ("rho2", "rho2_mean"), ("train_loss", "batch_loss"),
+                      ("test_loss", "test_loss"), ("train_acc", "train_acc"), ("test_acc", "test_acc"),
+                      ("sigma2", "sigma2"), ("trace_cov", "trace_cov"), ("grad_sq", "grad_sq"),
+                      ("grad_sq_unit", "grad_sq_unit"), ("elr", "elr"), ("norm_excess", "norm_excess"),
+                      ("T", "T"), ("snr", "snr")]:
+        if col not in tail or tail[col].isna().all():
+            continue
+        series = tail[col].to_numpy(float)
+        if series.size >= 4:
+            st = stats.stationarity(series, min_independent=5.0)
+            out[name], out[name + "_err"] = float(st["mean"]), float(st["stderr"])
+            verdicts[name] = bool(st["stationary"])
+            if name in watched:
+                out[f"{name}_drift_z"] = float(st["z"])
+                out[f"{name}_n_eff"] = float(st["n_eff"])
+        else:
+            out[name], out[name + "_err"] = float(series.mean()), float("nan")
+            verdicts[name] = False
+    ent = tail.dropna(subset=["S_sphere"]) if "S_sphere" in tail else tail.iloc[0:0]
+    if len(ent):
+        out["S_sphere"] = float(ent["S_sphere"].iloc[-1])
+        out["S_sphere_err"] = float(ent["S_sphere_err"].iloc[-1])
+        out["S"] = float(ent["S"].iloc[-1])
+        out["S_err"] = out["S_sphere_err"]
+    else:
+        out["S_sphere"] = out["S_sphere_err"] = out["S"] = out["S_err"] = None
+    steps = tail["step"].to_numpy(float)
+    loss_trend = _trend(steps, tail["train_loss"].to_numpy(float))
+    cov_trend = _trend(steps, tail["trace_cov"].to_numpy(float))
+    rho_trend = _trend(steps, tail["rho_mean"].to_numpy(float))
+    out["trend_train_loss"], out["trend_trace_cov"], out["trend_rho"] = loss_trend, cov_trend, rho_trend
+    interpolating = bool(loss_trend < -0.3 and cov_trend < -0.3 and rho_trend < 0)
+    out["interpolating"] = interpolating
+    keys = ["rho", "train_loss", "sigma2"] if cfg.protocol != "fixed-sphere" else ["train_loss", "sigma2", "norm_excess"]
+    stationary = all(verdicts.get(k, False) for k in keys) and not interpolating
+    out["stationary"] = stationary
+    out["reason"] = ("" if stationary else "interpolation regime: loss and gradient noise still falling, radius shrinking"
+                     if interpolating else "not settled: " + ", ".join(k for k in keys if not verdicts.get(k, False)))
+    # temperature and theory with the tail's σ² and E‖g_B(u)‖²
+    sigma2 = out.get("sigma2")
+    gu = out.get("grad_sq_unit")
+    if sigma2 is not None and sigma2 > 0:
+        sig = math.sqrt(sigma2)
+        wd = None if cfg.protocol == "fixed-sphere" else cfg.wd
+        out["T"] = float(theory.temperature(cfg.protocol, lr=cfg.lr, sigma=sig, d=d, wd=wd))
+        out["R"] = float(theory.gas_constant(d))
+        if cfg.protocol == "fixed-sphere":
+            out["rho_theory"] = out["rho_theory_discrete"] = cfg.radius
+            out["p"] = (float(theory.effective_pressure(norm_excess=out["norm_excess"], lr=cfg.lr, radius=cfg.radius))
+                        if "norm_excess" in out else None)
+            out["p_err"] = (float(theory.effective_pressure(norm_excess=out["norm_excess_err"], lr=cfg.lr,
+                                                            radius=cfg.radius))
+                            if "norm_excess_err" in out else None)
+            out["p_theory"] = float(theory.pressure_sphere(lr=cfg.lr, radius=cfg.radius, sigma=sig, d=d))
+            out["p_theory_discrete"] = (float(theory.pressure_sphere_discrete(lr=cfg.lr, radius=cfg.radius,
+                                                                              trace_u=gu, grad_sq_u=0.0))
+                                        if gu else None)
+            out["rho"], out["rho_err"] = cfg.radius, 0.0
+        else:
+            out["rho_theory"] = float(theory.radius_sde(cfg.protocol, lr=cfg.lr, wd=cfg.wd, sigma=sig, d=d))
+            out["rho_theory_discrete"] = (float(theory.radius_discrete(cfg.protocol, lr=cfg.lr, wd=cfg.wd,
+                                                                      trace_u=gu, grad_sq_u=0.0))
+                                          if gu else None)
+            out["p"], out["p_err"] = cfg.wd, 0.0
+        if out.get("rho"):
+            out["V"] = float(theory.volume(out["rho"]))
+    return out

@@ -1,0 +1,297 @@
+r"""Executors of a sweep: local processes, Ray tasks, Slurm job arrays (one interface)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from .runner import SweepJob, run_one
+from .spec import SweepSpec, check_executor
+from .spec import first_line as _first_line
+
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "SubmititExecutor", "make_executor"]
+
+
+# ---------------------------------------------------------------------------------------
+# Executors
+# ---------------------------------------------------------------------------------------
+class Executor(Protocol):
+    """Runs ``fn(*item)`` for each item; :meth:`map` yields ``(index, result)`` as runs
+    finish, where ``result`` is fn's return value or the exception that kept the executor
+    from getting one (a lost worker, a failed cluster job)."""
+
+    def start(self) -> None: ...
+
+    def map(self, fn: Callable[..., Any], items: Sequence[tuple]) -> Iterator[tuple[int, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class LocalExecutor:
+    """``jobs`` spawned worker processes (``jobs=1``: in this process, no pool).
+
+    A worker that dies (killed, out of memory) breaks the pool: a new pool is started and
+    the unfinished runs are submitted again (they resume from their checkpoints), at most
+    ``max_retries`` times per run, like Ray's ``max_retries``.
+    """
+
+    def __init__(self, jobs: int = 1, *, max_retries: int = 3) -> None:
+        self.jobs = int(jobs)
+        self.threads = max(1, _cpu_count() // self.jobs)
+        self.max_retries = int(max_retries)
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def describe(self) -> str:
+        return "in this process" if self.jobs == 1 else f"{self.jobs} local processes x {self.threads} threads"
+
+    def start(self) -> None:
+        pass
+
+    def map(self, fn, items):
+        if self.jobs == 1:
+            for i, item in enumerate(items):
+                try:
+                    yield i, fn(*item)
+                except Exception as exc:
+                    yield i, exc
+            return
+        remaining = list(range(len(items)))
+        lost = [0] * len(items)
+        try:
+            while remaining:
+                self._pool = cf.ProcessPoolExecutor(
+                    max_workers=min(self.jobs, len(remaining)),
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker, initargs=(self.threads,))
+                futures = {self._pool.submit(fn, *items[i]): i for i in remaining}
+                retry = []
+                for fut in cf.as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        res = fut.result()
+                    except cf.process.BrokenProcessPool as exc:  # a worker died
+                        lost[i] += 1
+                        if lost[i] <= self.max_retries:
+                            retry.append(i)
+                            continue
+                        res = exc
+                    except Exception as exc:
+                        res = exc
+                    yield i, res
+                self.close()
+                remaining = sorted(retry)
+        except BaseException:  # interrupted: stop our workers (checkpoints are atomic)
+            self._terminate()
+            raise
+        finally:
+            self.close()
+
+    def _terminate(self) -> None:
+        if self._pool is None:
+            return
+        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A TCP connection to a ``host:port`` or ``ray://host:port`` address, or ValueError."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: left to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc})") from None
+
+
+class RayExecutor:
+    """One Ray task per run, at most ``jobs`` in flight, collected with ``ray.wait``.
+
+    ``address``: connect to that cluster; None: start a local instance with
+    ``jobs × cpus_per_run`` CPUs, shut down afterwards (an instance already initialised in
+    this process is used and left running). Tasks get ``num_cpus=cpus_per_run`` and
+    ``num_gpus=gpus``, ``max_retries=3`` (lost workers; a retried run resumes from its
+    checkpoint) and ``retry_exceptions=False`` (run_one records a run's own error).
+    """
+
+    def __init__(self, jobs: int = 1, *, address: str | None = None, cpus_per_run: int = 1,
+                 gpus: float = 0.0) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("--executor ray needs Ray: pip install 'sgdthermo[ray]'") from None
+        self.jobs, self.address = int(jobs), address
+        self.cpus_per_run, self.gpus = int(cpus_per_run), float(gpus)
+        self._started = False
+        self._pending: list[Any] = []
+
+    def describe(self) -> str:
+        where = f"Ray cluster {self.address}" if self.address else "local Ray instance"
+        return f"{where}, {self.jobs} at a time, {self.cpus_per_run} CPU(s)" + (
+            f" and {self.gpus:g} GPU(s)" if self.gpus else "") + " per run"
+
+    def start(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        if self.address:
+            _check_reachable(self.address)  # ray.init retries an unreachable address for minutes
+        try:
+            if self.address:
+                ray.init(address=self.address, **kw)
+            else:
+                ray.init(num_cpus=self.jobs * self.cpus_per_run, **kw)
+        except Exception as exc:
+            where = f"--address {self.address}" if self.address else "--executor ray"
+            raise ValueError(f"{where}: cannot start Ray ({type(exc).__name__}: {_first_line(exc)})") from None
+        self._started = True
+
+    def map(self, fn, items):
+        import ray
+
+        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus, max_retries=3,
+                            retry_exceptions=False)(fn)
+        todo = list(enumerate(items))[::-1]
+        index: dict[Any, int] = {}
+        try:
+            while todo or index:
+                while todo and len(index) < self.jobs:
+                    i, item = todo.pop()
+                    kw = {"threads": self.cpus_per_run} if fn is run_one else {}
+                    index[remote.remote(*item, **kw)] = i
+                self._pending = list(index)
+                ready, _ = ray.wait(list(index), num_returns=1)
+                ref = ready[0]
+                i = index.pop(ref)
+                try:
+                    yield i, ray.get(ref)
+                except Exception as exc:  # worker lost after the retries, task cancelled, ...
+                    yield i, RuntimeError(f"Ray task failed: {type(exc).__name__}: {_first_line(exc)}")
+        finally:
+            for ref in index:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # pragma: no cover - best effort
+                    pass
+            self._pending = []
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+
+class SubmititExecutor:
+    """A submitit job array: Slurm (``cluster=None``/``"slurm"``), or submitit's local
+    executor (``cluster="local"``, for tests). Jobs write their logs to ``folder``."""
+
+    def __init__(self, folder: str | os.PathLike, *, jobs: int = 1, cluster: str | None = None,
+                 partition: str | None = None, time_min: int = 240, gpus: int = 0,
+                 cpus_per_run: int = 1, mem_gb: float | None = None, poll_s: float | None = None) -> None:
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise ValueError("--executor slurm needs submitit: pip install 'sgdthermo[slurm]'") from None
+        self.folder = Path(folder)
+        self.jobs, self.cluster = int(jobs), cluster or "slurm"
+        self.partition, self.time_min, self.gpus = partition, int(time_min), int(gpus)
+        self.cpus_per_run, self.mem_gb = int(cpus_per_run), mem_gb
+        self.poll_s = poll_s if poll_s is not None else (15.0 if self.cluster == "slurm" else 0.5)
+        self._jobs: list[Any] = []
+
+    def describe(self) -> str:
+        return (f"submitit {self.cluster} job array, {self.jobs} at a time, {self.cpus_per_run} CPU(s), "
+                f"{self.gpus} GPU(s), {self.time_min} min per run")
+
+    def parameters(self) -> dict[str, Any]:
+        p: dict[str, Any] = {"name": "sgdthermo-sweep", "timeout_min": self.time_min,
+                             "cpus_per_task": self.cpus_per_run, "gpus_per_node": self.gpus,
+                             "slurm_array_parallelism": self.jobs}
+        if self.mem_gb is not None:
+            p["mem_gb"] = self.mem_gb
+        if self.partition:
+            p["slurm_partition"] = self.partition
+        return p
+
+    def start(self) -> None:
+        if self.cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError("--executor slurm: Slurm is not available here (no sbatch on PATH); "
+                             "use --executor local or ray")
+
+    def map(self, fn, items):
+        import submitit
+
+        ex = submitit.AutoExecutor(folder=str(self.folder), cluster=self.cluster)
+        ex.update_parameters(**self.parameters())
+        job_fn = SweepJob(threads=self.cpus_per_run) if fn is run_one else fn
+        columns = [list(c) for c in zip(*items)]
+        self._jobs = ex.map_array(job_fn, *columns)
+        index = {id(j): i for i, j in enumerate(self._jobs)}
+        try:
+            for job in submitit.helpers.as_completed(self._jobs, poll_frequency=self.poll_s):
+                i = index[id(job)]
+                try:
+                    yield i, job.result()
+                except Exception as exc:
+                    yield i, RuntimeError(f"{self.cluster} job {job.job_id} failed: "
+                                          f"{type(exc).__name__}: {_first_line(exc)}")
+        finally:
+            for job in self._jobs:
+                if not job.done():
+                    try:
+                        job.cancel(check=False)
+                    except Exception:  # pragma: no cover - best effort
+                        pass
+            self._jobs = []
+
+    def close(self) -> None:
+        pass
+
+
+def make_executor(spec: SweepSpec, out_dir: str | os.PathLike) -> LocalExecutor | RayExecutor | SubmititExecutor:
+    """The spec's executor (checks that its package is installed; starts nothing)."""
+    if spec.executor == "local":
+        return LocalExecutor(spec.jobs)
+    if spec.executor == "ray":
+        return RayExecutor(spec.jobs, address=spec.address, cpus_per_run=spec.cpus_per_run, gpus=spec.gpus())
+    if spec.executor in ("slurm", "slurm-local"):
+        return SubmititExecutor(Path(out_dir) / "submitit", jobs=spec.jobs, cluster=spec.cluster,
+                                partition=spec.partition, time_min=spec.time_min, gpus=int(spec.gpus()),
+                                cpus_per_run=spec.cpus_per_run, mem_gb=spec.mem_gb)
+    raise ValueError(f"--executor {check_executor(spec.executor)!r}: no executor")  # pragma: no cover
+
+

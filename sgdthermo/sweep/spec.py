@@ -1,0 +1,463 @@
+r"""A sweep's specification: a base TrainConfig, grid axes and seeds, where to run; run ids."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..nn.config import TrainConfig, field_kind, field_optional
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+__all__ = ["check_executor", "SweepSpec", "expand", "config_hash", "make_run_id", "EXECUTORS", "EXECUTOR_KEYS", "HASH_LEN",
+           "flag_name", "first_line"]
+
+
+EXECUTORS = ("local", "ray", "slurm", "slurm-local")
+HASH_LEN = 10
+
+EXECUTOR_KEYS = ("executor", "jobs", "address", "cluster", "partition", "time_min",
+                  "gpus_per_run", "cpus_per_run", "mem_gb")
+_SWEEP_KEYS = ("grid", "seeds") + EXECUTOR_KEYS
+_ALIASES = {"time": "time_min", "seed_list": "seeds"}
+_SHORT = {"lr": "lr", "wd": "wd", "radius": "r", "width": "w", "batch_size": "bs", "iters": "it",
+          "head_norm": "hn", "init_norm": "in", "samples_per_label": "spl", "noise_batches": "nb",
+          "queue_size": "qs", "queue_every": "qe", "tail_fraction": "tf"}
+
+
+
+
+
+def _io():
+    from .. import io
+
+    return io
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def first_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else (type(exc).__name__ if isinstance(exc, BaseException) else "")
+
+
+# ---------------------------------------------------------------------------------------
+# Values: SPEC strings, comma lists, typed coercion per TrainConfig field
+# ---------------------------------------------------------------------------------------
+
+
+
+
+def _coerce(name: str, v: Any) -> Any:
+    """One value of field ``name`` in its type, or ValueError naming it."""
+    kind = field_kind(name)
+    flag = flag_name(name)
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # NumPy scalars
+        v = v.item()
+    if v is None:
+        if field_optional(name):
+            return None
+        raise ValueError(f"{flag}: a value is required")
+    if kind == "dict":
+        if not isinstance(v, dict):
+            raise ValueError(f"{flag} {v!r}: must be a mapping")
+        return copy.deepcopy(v)
+    if kind == "bool":
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+            return v.strip().lower() in ("true", "yes", "1")
+        raise ValueError(f"{flag} {v!r}: must be true or false")
+    if kind == "str":
+        if not isinstance(v, str):
+            raise ValueError(f"{flag} {v!r}: must be a string")
+        return v
+    if isinstance(v, bool):
+        raise ValueError(f"{flag} {v!r}: must be a number")
+    if isinstance(v, str):
+        try:
+            v = float(v.strip())
+        except ValueError:
+            raise ValueError(f"{flag} {v!r}: malformed; expected a number") from None
+    if not isinstance(v, (int, float)):
+        raise ValueError(f"{flag} {v!r}: must be a number")
+    if kind == "int":
+        if isinstance(v, float):
+            if not math.isfinite(v) or abs(v - round(v)) > 1e-9 * max(1.0, abs(v)):
+                raise ValueError(f"{flag} {v!r}: must be an integer")
+            v = int(round(v))
+        return int(v)
+    return float(v)
+
+
+def _parse_values(name: str, value: Any) -> list[Any]:
+    """Values of an axis: a list, a number, or for numeric fields a string with a
+    comma-separated list of numbers and ``LO:HI:N`` specs (N log-spaced values, inclusive;
+    rounded to 12 significant digits so that run ids do not hinge on the last ulp)."""
+    from ..specs import spec_parts
+
+    flag = flag_name(name)
+    if isinstance(value, (list, tuple)):
+        vals = []
+        for v in value:
+            if isinstance(v, str) and field_kind(name) in ("int", "float") and ":" in v:
+                vals.extend(_parse_values(name, v))
+            else:
+                vals.append(_coerce(name, v))
+    elif isinstance(value, str) and field_kind(name) in ("int", "float"):
+        vals = []
+        for arr, is_range in spec_parts(value, name.replace("_", "-")):
+            # values of a LO:HI:N range are rounded to 12 digits: run ids must not hinge on an ulp
+            vals.extend(_coerce(name, float(f"{float(x):.12g}") if is_range else float(x)) for x in arr)
+    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # NumPy arrays
+        return _parse_values(name, value.tolist() if getattr(value, "ndim", 0) else [value.item()])
+    else:
+        vals = [_coerce(name, value)]
+    if not vals:
+        raise ValueError(f"{flag}: empty list of values")
+    return vals
+
+
+def _is_axis_value(name: str, value: Any) -> bool:
+    """A top-level value that names several values (a list, or a SPEC/comma string)."""
+    if isinstance(value, (list, tuple)) or (hasattr(value, "ndim") and getattr(value, "ndim", 0) > 0):
+        return True
+    return isinstance(value, str) and field_kind(name) in ("int", "float") and (":" in value or "," in value)
+
+
+def _parse_seeds(value: Any) -> list[int]:
+    try:
+        vals = _parse_values("seed", value)
+    except ValueError as exc:
+        raise ValueError(f"--seeds {value!r}: expected integers S[,S...] ({first_line(exc)})") from None
+    for s in vals:
+        if s < 0:
+            raise ValueError(f"--seeds {s}: seeds must be non-negative integers")
+    return vals
+
+
+# ---------------------------------------------------------------------------------------
+# The spec
+# ---------------------------------------------------------------------------------------
+@dataclass
+class SweepSpec:
+    """A sweep: base TrainConfig, grid axes, seeds, and where to run.
+
+    ``grid`` maps TrainConfig field names to lists of values (product over all axes);
+    a ``seed`` axis is moved to ``seeds``. ``seeds=None`` means ``[base.seed]``.
+    ``executor``: ``local``, ``ray`` or ``slurm`` (``slurm-local`` = slurm with
+    ``cluster="local"``, submitit's local executor). ``jobs``: runs at a time.
+    ``address``: Ray cluster address (None: a local instance). Slurm: ``partition``,
+    ``time_min`` (minutes per job), ``mem_gb``. ``gpus_per_run`` (default 1 when the
+    device is cuda, else 0; fractional allowed on Ray) and ``cpus_per_run`` (Ray, Slurm:
+    the run's resources and torch threads).
+    """
+
+    base: TrainConfig = field(default_factory=lambda: TrainConfig())
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: list[int] | None = None
+    executor: str = "local"
+    jobs: int = 1
+    address: str | None = None
+    cluster: str | None = None
+    partition: str | None = None
+    time_min: int = 240
+    gpus_per_run: float | None = None
+    cpus_per_run: int = 1
+    mem_gb: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor == "slurm-local":
+            self.executor, self.cluster = "slurm", self.cluster or "local"
+        grid = {}
+        for name, values in dict(self.grid).items():
+            name = str(name).replace("-", "_")
+            if name not in _FIELDS or field_kind(name) == "dict":
+                raise ValueError(f"grid axis {name!r}: not a TrainConfig field "
+                                 f"(axes are fields such as lr, wd, radius, width)")
+            grid[name] = _parse_values(name, values)
+        if "seed" in grid:
+            if self.seeds is not None:
+                raise ValueError("seeds given twice: as a 'seed' grid axis and as seeds")
+            self.seeds = grid.pop("seed")
+        self.grid = grid
+        if self.seeds is not None:
+            self.seeds = _parse_seeds(self.seeds)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
+        """From the flat mapping of the YAML format (see the module docstring)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"sweep spec must be a mapping, got {type(d).__name__}")
+        d = {_ALIASES.get(str(k).replace("-", "_"), str(k).replace("-", "_")): v for k, v in d.items()}
+        unknown = sorted(k for k in d if k not in _FIELDS and k not in _SWEEP_KEYS)
+        if unknown:
+            raise ValueError(f"unknown sweep key(s): {', '.join(unknown)} (allowed: TrainConfig fields, "
+                             f"{', '.join(_SWEEP_KEYS)})")
+        grid_in = d.get("grid") or {}
+        if not isinstance(grid_in, dict):
+            raise ValueError(f"grid: must be a mapping of axis name to values, got {grid_in!r}")
+        grid: dict[str, Any] = {str(k).replace("-", "_"): v for k, v in grid_in.items()}
+        base_kw: dict[str, Any] = {}
+        seeds = d.get("seeds")
+        for name, value in d.items():  # in the given order (the order of the axes)
+            if name not in _FIELDS:
+                continue
+            if _is_axis_value(name, value):
+                vals = _parse_values(name, value)
+                if name == "seed":
+                    if seeds is not None:
+                        raise ValueError("seeds given twice: as a list for 'seed' and as seeds")
+                    seeds = vals
+                elif name in grid:
+                    raise ValueError(f"{flag_name(name)}: given both at the top level and in grid")
+                elif len(vals) > 1:
+                    grid[name] = vals
+                else:
+                    base_kw[name] = vals[0]
+            else:
+                if name in grid:
+                    raise ValueError(f"{flag_name(name)}: given both at the top level and in grid")
+                base_kw[name] = _coerce(name, value)
+        kw = {k: d[k] for k in EXECUTOR_KEYS if k in d and d[k] is not None}
+        for k in ("jobs", "cpus_per_run", "time_min", "gpus_per_run", "mem_gb"):  # "2" from YAML
+            if isinstance(kw.get(k), str):
+                try:
+                    num = float(kw[k])
+                except ValueError:
+                    raise ValueError(f"{flag_name(k)} {kw[k]!r}: must be a number") from None
+                kw[k] = int(num) if num == int(num) and k not in ("gpus_per_run", "mem_gb") else num
+        return cls(base=TrainConfig(**base_kw), grid=grid, seeds=seeds, **kw)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "SweepSpec":
+        """Read the YAML format (JSON, e.g. a sweep's ``sweep.json``, is YAML too)."""
+        return cls.from_dict(_load_yaml(path))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | None = None, /, **kwargs: Any) -> "SweepSpec":
+        """From the ``sweep`` subcommand's Namespace and/or keywords in the flat format.
+
+        Values may be SPEC strings (``"0.01:0.1:3"``, ``"0.1,0.2"``), lists or numbers; unset
+        (None) values are ignored. With ``config`` (a YAML file), only executor options may
+        be given besides, and they override the file's.
+        """
+        d: dict[str, Any] = {}
+        if args is not None:  # only the sweep's own settings (the CLI may add others)
+            known = set(_FIELDS) | set(_SWEEP_KEYS) | set(_ALIASES) | {"config"}
+            d.update({k: v for k, v in vars(args).items() if k in known})
+        d.update(kwargs)
+        d = {str(k).replace("-", "_"): v for k, v in d.items() if v is not None}
+        config = d.pop("config", None)
+        if config is not None:
+            run_keys = [k for k in d if k not in EXECUTOR_KEYS]
+            if run_keys:
+                raise ValueError(f"--config {config}: give the run settings in the file or as flags, "
+                                 f"not both (got {flag_name(run_keys[0])})")
+            merged = _load_yaml(config)
+            if not isinstance(merged, dict):
+                raise ValueError(f"--config {config}: expected a mapping of settings")
+            merged.update(d)
+            d = merged
+        return cls.from_dict(d)
+
+    # -- output ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The flat mapping of the YAML format; ``from_dict(to_dict())`` gives the same sweep."""
+        out: dict[str, Any] = {}
+        for name, value in dataclasses.asdict(self.base).items():
+            if name in self.grid or (name == "seed" and self.seeds is not None):
+                continue
+            out[name] = value
+        out["grid"] = {k: list(v) for k, v in self.grid.items()}
+        if self.seeds is not None:
+            out["seeds"] = list(self.seeds)
+        for k in EXECUTOR_KEYS:
+            out[k] = getattr(self, k)
+        return out
+
+    def to_yaml(self, path: str | os.PathLike) -> Path:
+        yaml = _yaml()
+        return _io().atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # -- checks ------------------------------------------------------------------------
+    @property
+    def all_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else [self.base.seed]
+
+    @property
+    def remote(self) -> bool:
+        """Runs execute on other machines (a Slurm cluster, a Ray cluster at ``address``)."""
+        return (self.executor == "slurm" and self.cluster in (None, "slurm")) or (
+            self.executor == "ray" and self.address is not None)
+
+    def gpus(self) -> float:
+        """GPUs requested per run: 0 on CPU; ``gpus_per_run``, default 1, on cuda/auto."""
+        if self.base.device == "cpu" and not any(str(v) != "cpu" for v in self.grid.get("device", [])):
+            return 0.0
+        return 1.0 if self.gpus_per_run is None else float(self.gpus_per_run)
+
+    def validate(self) -> None:
+        """Check the executor settings and the grid's shape (each run: :func:`expand`)."""
+        check_executor(self.executor)
+        if self.cluster is not None and self.cluster not in ("slurm", "local", "debug"):
+            raise ValueError(f"cluster {self.cluster!r}: expected slurm, local or debug")
+
+        def pos_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{flag_name(name)} {v}: must be a positive integer")
+
+        for name in ("jobs", "cpus_per_run", "time_min"):
+            pos_int(name)
+        g = self.gpus_per_run
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float))
+                              or not math.isfinite(g) or g < 0):
+            raise ValueError(f"--gpus-per-run {g}: must be a non-negative number")
+        if g is not None and self.executor == "slurm" and float(g) != int(g):
+            raise ValueError(f"--gpus-per-run {g}: Slurm needs a whole number of GPUs")
+        m = self.mem_gb
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float))
+                              or not math.isfinite(m) or m <= 0):
+            raise ValueError(f"--mem-gb {m}: must be a positive number")
+        if self.address is not None and not isinstance(self.address, str):
+            raise ValueError(f"--address {self.address!r}: must be a string (host:port or ray://...)")
+        if self.address is not None and self.executor != "ray":
+            raise ValueError(f"--address {self.address}: only for --executor ray")
+        for name, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid axis {name}: no values")
+        seeds = self.all_seeds
+        if not seeds:
+            raise ValueError("--seeds: empty list of seeds")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"--seeds {','.join(map(str, seeds))}: repeated seed")
+
+
+def check_executor(name: Any) -> str:
+    """``name`` if it is one of :data:`EXECUTORS`, else a one-line ValueError."""
+    if name not in EXECUTORS:
+        raise ValueError(f"--executor {name!r}: expected one of local, ray, slurm")
+    return name
+
+
+def _yaml():
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - pyyaml is installed with the package
+        raise ValueError("reading or writing YAML needs PyYAML: pip install pyyaml") from None
+    return yaml
+
+
+def _load_yaml(path: str | os.PathLike) -> Any:
+    yaml = _yaml()
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--config {path}: no such file")
+    try:
+        with open(p, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--config {path}: not valid YAML ({first_line(exc)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------
+# Expansion and run ids
+# ---------------------------------------------------------------------------------------
+def config_hash(cfg: TrainConfig, n: int = HASH_LEN) -> str:
+    """First ``n`` hex digits of the SHA-1 of the resolved config as JSON with sorted keys.
+
+    Independent of the process, the Python version and the order in which fields or
+    grid axes were given (floats are written with their shortest round-trip repr).
+    """
+    d = dataclasses.asdict(cfg.resolved())
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def make_run_id(cfg: TrainConfig, axes: Iterable[str] = ()) -> str:
+    """``<prefix>-<hash>``: the prefix names the other axes (sorted), then lr, wd or radius,
+    then the seed (e.g. ``w8_lr0.1_wd0.001_s0``); the hash is :func:`config_hash`."""
+    c = cfg.resolved()
+    parts = []
+    for name in sorted(set(axes) - {"lr", "wd", "radius", "seed"}):
+        v = getattr(c, name)
+        parts.append(str(v) if isinstance(v, str) else f"{_SHORT.get(name, name.replace('_', ''))}{_fmt(v)}")
+    parts.append(f"lr{_fmt(c.lr)}")
+    if c.wd is not None:
+        parts.append(f"wd{_fmt(c.wd)}")
+    if c.radius is not None:
+        parts.append(f"r{_fmt(c.radius)}")
+    parts.append(f"s{c.seed}")
+    prefix = re.sub(r"[^A-Za-z0-9._+-]+", "-", "_".join(parts)).strip("-")[:80]
+    return f"{prefix}-{config_hash(c)}"
+
+
+def _check_run(cfg: TrainConfig, remote: bool) -> None:
+    """TrainConfig.validate, without the local CUDA check when runs execute elsewhere."""
+    if remote and cfg.device != "cpu":
+        if not (cfg.device == "auto" or re.fullmatch(r"cuda(:\d+)?", cfg.device)):
+            raise ValueError(f"--device {cfg.device}: expected cpu, cuda, cuda:N or auto")
+        dataclasses.replace(cfg, device="cpu").validate()
+    else:
+        cfg.validate()
+
+
+def expand(spec: SweepSpec) -> list[tuple[str, TrainConfig]]:
+    """Every run of the sweep: (run id, resolved TrainConfig), axes × seeds in grid order.
+
+    All configurations are validated first; the first bad one raises a one-line
+    ValueError naming the value (and the grid point). ``data_dir`` is made absolute (runs
+    may execute in another working directory). Two grid points with the same resolved
+    configuration are an error.
+    """
+    spec.validate()
+    names = list(spec.grid)
+    runs: list[tuple[str, TrainConfig]] = []
+    seen: dict[str, str] = {}
+    for combo in itertools.product(*(spec.grid[n] for n in names)):
+        point = dict(zip(names, combo))
+        for seed in spec.all_seeds:
+            cfg = dataclasses.replace(copy.deepcopy(spec.base), **point, seed=seed).resolved()
+            if cfg.data_dir is not None:
+                cfg.data_dir = str(Path(cfg.data_dir).expanduser().absolute())
+            where = ", ".join(f"{k}={_fmt(v)}" for k, v in {**point, "seed": seed}.items())
+            try:
+                _check_run(cfg, spec.remote)
+            except ValueError as exc:
+                raise ValueError(f"{first_line(exc)} (grid point {where})") from None
+            rid = make_run_id(cfg, names)
+            if rid in seen:
+                raise ValueError(f"grid points {seen[rid]} and {where} are the same run (repeated values)")
+            seen[rid] = where
+            runs.append((rid, cfg))
+    return runs
+
+
