@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from scipy import special
 
+from ..stats import autocorr_time
+from .correlation import nn_lag_fraction, projection_tau
 from .geometry import log_cap_volume, log_unit_ball_volume
 from .neighbors import (
     DEFAULT_GRAM_LIMIT,
@@ -69,7 +71,8 @@ class EntropyEstimate:
     Attributes:
         value: the estimate (nats).
         stderr: approximate standard error (delete-one jackknife; conservative, see module doc;
-            NaN with fewer than 3 samples).
+            with ``ordered=True`` widened by the samples' correlation in time; NaN with fewer
+            than 3 samples).
         method: estimator name (``"cap"``, ..., or ``"kl"`` for :func:`kl_entropy`).
         n: number of samples used (after dropping duplicates).
         dim: ambient dimension (d for sphere estimators, m for KL in R^m).
@@ -81,6 +84,12 @@ class EntropyEstimate:
         mean_log_jacobian: the log-Jacobian term (``"angles"`` only, else ``None``).
         backend: ``"kdtree"`` or ``"torch"``.
         device: torch device used (``"cpu"`` for the kd-tree).
+        tau: with ``ordered=True``, the integrated autocorrelation time (samples, ½ when
+            independent) of the leave-one-out estimates, by which ``stderr`` is widened; else NaN.
+        queue_tau: with ``ordered=True``, the correlation time of the directions themselves
+            (:func:`sgdthermo.entropy.correlation.projection_tau`); else NaN.
+        nn_lag_fraction: with ``ordered=True``, the fraction of samples whose nearest neighbour
+            is adjacent in order (independent samples: 2/n); else NaN.
     """
 
     value: float
@@ -96,30 +105,53 @@ class EntropyEstimate:
     mean_log_jacobian: float | None = None
     backend: str = ""
     device: str = ""
+    tau: float = float("nan")
+    queue_tau: float = float("nan")
+    nn_lag_fraction: float = float("nan")
+
+    @property
+    def n_eff(self) -> float:
+        """Effective number of independent samples, ``n / (2 queue_tau)`` (NaN unless ordered)."""
+        return self.n / (2.0 * self.queue_tau)
 
     def __float__(self) -> float:
         return float(self.value)
 
 
-def _stderrs(t: np.ndarray, t_next: np.ndarray | None, nbrs: np.ndarray) -> tuple[float, float]:
-    """(delete-one jackknife, iid) standard errors of the estimate ``mean(t) + const``.
+def _stderrs(t: np.ndarray, t_next: np.ndarray | None, nbrs: np.ndarray,
+             ordered: bool = False) -> tuple[float, float, float]:
+    """(delete-one jackknife, iid) standard errors of the estimate ``mean(t) + const``, and τ.
+
+    With ``ordered`` (the samples are a time series, e.g. an entropy queue) the jackknife error
+    includes their correlation: the leave-one-out estimates ``h_i`` are correlated in time like
+    the samples, so the variance of their mean is ``2τ`` times the independent one, τ the
+    integrated autocorrelation time of ``h`` (:func:`sgdthermo.stats.autocorr_time`, ½ when
+    independent); the jackknife error is multiplied by ``sqrt(max(1, 2τ))``. τ is NaN unless
+    ``ordered``.
 
     ``t_next[i]`` is sample i's term at its (k+1)-th neighbour distance, ``nbrs`` (n, k) the
     indices of the k nearest neighbours.  Without a (k+1)-th neighbour (n = k + 1) the iid
     formula is returned for both; with n < 3 both are NaN (no spread can be estimated).
     """
     n = t.size
+    nan = float("nan")
     if n < 3:
-        return float("nan"), float("nan")
+        return nan, nan, nan
     e = t - t.mean()
     iid = float(np.sqrt(e @ e / (n - 1) / n))
     if t_next is None:
-        return iid, iid
-    k = nbrs.shape[1]
-    corr = np.bincount(nbrs.reshape(-1), weights=np.repeat(t - t_next, k), minlength=n)
-    h = (t.sum() - t - corr) / (n - 1)
-    hc = h - h.mean()
-    return float(np.sqrt((n - 1) / n * (hc @ hc))), iid
+        h = t
+        jack = iid
+    else:
+        k = nbrs.shape[1]
+        corr = np.bincount(nbrs.reshape(-1), weights=np.repeat(t - t_next, k), minlength=n)
+        h = (t.sum() - t - corr) / (n - 1)
+        hc = h - h.mean()
+        jack = float(np.sqrt((n - 1) / n * (hc @ hc)))
+    if not ordered or n < 4:
+        return jack, iid, nan
+    tau = float(autocorr_time(h))
+    return jack * float(np.sqrt(max(1.0, 2.0 * tau))), iid, tau
 
 
 def _terms(
@@ -151,6 +183,7 @@ def _sphere_core(
     backend: str,
     memory_limit: int,
     gram_limit: int,
+    ordered: bool = False,
 ) -> EntropyEstimate:
     n, d = arr.shape
     if d < 2:
@@ -180,12 +213,18 @@ def _sphere_core(
     t_next = _terms(method, dist[:, k], d, log_jac) if dist.shape[1] > k else None
     const = float(special.digamma(n_eff) - special.digamma(k))
     value = float(np.mean(t)) + const
-    se, se_iid = _stderrs(t, t_next, idx[:, :k])
+    se, se_iid, tau = _stderrs(t, t_next, idx[:, :k], ordered)
+    extra = {}
+    if ordered:
+        u = (arr.detach().cpu().double().numpy() if isinstance(arr, torch.Tensor)
+             else np.asarray(arr, dtype=np.float64))
+        u = u / np.linalg.norm(u, axis=1, keepdims=True)
+        extra = {"tau": tau, "queue_tau": projection_tau(u), "nn_lag_fraction": nn_lag_fraction(idx[:, 0])}
     return EntropyEstimate(
         value=value, stderr=se, method=method, n=n_eff, dim=d, k=k, n_duplicates=n_dup,
         n_input=n, intrinsic_dim=d - 1, stderr_iid=se_iid,
         mean_log_jacobian=None if log_jac is None else float(np.mean(log_jac)),
-        backend=used, device=str(device) if used == "torch" else "cpu",
+        backend=used, device=str(device) if used == "torch" else "cpu", **extra,
     )
 
 
@@ -202,6 +241,7 @@ def sphere_entropy(
     backend: Backend = "auto",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     gram_limit: int = DEFAULT_GRAM_LIMIT,
+    ordered: bool = False,
 ) -> float | EntropyEstimate:
     """Entropy S_u (nats) of the directions ``x_i/|x_i|`` of the rows of ``x`` on ``S^{d-1}``.
 
@@ -218,6 +258,9 @@ def sphere_entropy(
         duplicate_tol: features closer than this count as coinciding (chordal distance on the
             unit sphere, or radians in angle space for ``"angles"``).
         backend, memory_limit, gram_limit: see :func:`nearest_neighbor_distances`.
+        ordered: the rows are a time series (an entropy queue, oldest first): widen the error
+            by their correlation and measure it (``tau``, ``queue_tau``, ``nn_lag_fraction``;
+            :mod:`sgdthermo.entropy.correlation`).
 
     Returns:
         the estimate (float), or an :class:`EntropyEstimate` with a standard error.
@@ -229,7 +272,7 @@ def sphere_entropy(
     est = _sphere_core(
         arr, method, k, device=resolve_device(device), chunk_size=chunk_size,
         duplicates=duplicates, duplicate_tol=float(duplicate_tol), backend=backend,
-        memory_limit=memory_limit, gram_limit=gram_limit,
+        memory_limit=memory_limit, gram_limit=gram_limit, ordered=bool(ordered),
     )
     return est if return_details else est.value
 
@@ -247,6 +290,7 @@ def sphere_entropy_batch(
     backend: Backend = "auto",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     gram_limit: int = DEFAULT_GRAM_LIMIT,
+    ordered: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | list[EntropyEstimate]:
     """:func:`sphere_entropy` for each of G sample sets: ``x`` has shape (G, N, d).
 
@@ -270,7 +314,7 @@ def sphere_entropy_batch(
                     _sphere_core(
                         arr[gi], method, k, device=dev, chunk_size=chunk_size,
                         duplicates=duplicates, duplicate_tol=float(duplicate_tol), backend=backend,
-                        memory_limit=memory_limit, gram_limit=gram_limit,
+                        memory_limit=memory_limit, gram_limit=gram_limit, ordered=bool(ordered),
                     )
                 )
             except ValueError as exc:
@@ -334,7 +378,7 @@ def kl_entropy(x: Any, k: int = 1, **opts: Any) -> float | EntropyEstimate:
     if not opts.get("return_details", False):
         return value
     t_next = m * np.log(dist[:, k]) + log_unit_ball_volume(m) if dist.shape[1] > k else None
-    se, se_iid = _stderrs(t, t_next, idx[:, :k])
+    se, se_iid, _ = _stderrs(t, t_next, idx[:, :k])
     return EntropyEstimate(
         value=value, stderr=se, method="kl", n=n_eff, dim=m, k=k, n_duplicates=n_dup,
         n_input=n, intrinsic_dim=m, stderr_iid=se_iid, backend=used,
