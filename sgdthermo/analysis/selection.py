@@ -5,7 +5,10 @@ A row (a grid point of the simulator, or a run of a sweep) is *usable* for a che
 1. its run finished (``status`` is ``completed`` where the table has a status: sweeps);
 2. it is not in the interpolation regime (``interpolating``, sweeps);
 3. it is certified ``stationary``;
-4. every value the check needs is finite (the entropy ``S`` for V2–V4 and the Maxwell fit).
+4. every value the check needs is finite (the entropy ``S`` for V2–V4 and the Maxwell fit);
+5. for checks that need ``S``: its entropy is not flagged (``entropy_ok`` False: the entropy
+   queue held too few independent snapshots, :mod:`sgdthermo.entropy.correlation`; a missing
+   verdict, as in tables written before it existed, is not a flag).
 
 Every other row is excluded, never averaged in, and :func:`exclusion_reasons` says why, in
 that order. Booleans read back from CSV (``"True"``, ``"0"``) are understood.
@@ -61,6 +64,18 @@ def stationary_mask(df: pd.DataFrame) -> np.ndarray:
     return as_bool(df["stationary"])
 
 
+def _is_false(v: Any) -> bool:
+    """An explicit False verdict (False, 0, "False", "0"); a missing one (None, NaN, "") is not."""
+    if isinstance(v, str):
+        return v.strip().lower() in ("false", "0", "no")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return False
+    try:
+        return not bool(v)
+    except (TypeError, ValueError):
+        return False
+
+
 def _finite(v: Any) -> bool:
     if isinstance(v, bool) or v is None:
         return False
@@ -70,12 +85,15 @@ def _finite(v: Any) -> bool:
         return False
 
 
-def exclusion_reasons(row: Mapping[str, Any], required: Sequence[str] = ()) -> list[str]:
+def exclusion_reasons(row: Mapping[str, Any], required: Sequence[str] = (), *,
+                      entropy_verdict: bool = True) -> list[str]:
     """Why a row is left out of a check that needs the columns ``required`` (empty: usable).
 
     In the order of the rule (module docstring): the run's status, interpolation,
     non-stationarity (with the run's ``reason`` or the drift z-score), no entropy estimate
-    (``S`` missing), other missing values (one reason naming them all).
+    (``S`` missing), other missing values (one reason naming them all), an entropy from
+    correlated snapshots (``entropy_ok`` False, with its ``entropy_note``) when ``S`` is
+    required and ``entropy_verdict`` (False for a check that only needs ``S`` to exist).
     """
     reason = str(row.get("reason") or "").strip() if isinstance(row.get("reason"), str) else ""
     if "status" in row:
@@ -98,14 +116,19 @@ def exclusion_reasons(row: Mapping[str, Any], required: Sequence[str] = ()) -> l
     missing = [c for c in required if not _finite(row.get(c))]
     if missing:
         out.append("missing " + ", ".join(missing) + (f" ({NO_ENTROPY})" if "S" in missing else ""))
+    elif entropy_verdict and "S" in required and _is_false(row.get("entropy_ok")):
+        note = row.get("entropy_note")
+        note = note.strip() if isinstance(note, str) else ""
+        out.append("entropy not trusted" + (f" ({note})" if note else ""))
     return out
 
 
-def usable_mask(df: pd.DataFrame, required: Sequence[str] = ()) -> np.ndarray:
+def usable_mask(df: pd.DataFrame, required: Sequence[str] = (), *, entropy_verdict: bool = True) -> np.ndarray:
     """Boolean array: the rows that pass :func:`exclusion_reasons` (see the module docstring)."""
     if len(df) == 0:
         return np.zeros(0, dtype=bool)
-    return np.array([not exclusion_reasons(r, required) for r in df.to_dict("records")], dtype=bool)
+    return np.array([not exclusion_reasons(r, required, entropy_verdict=entropy_verdict)
+                     for r in df.to_dict("records")], dtype=bool)
 
 
 def split_usable(sub: pd.DataFrame, required: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 
 from .. import stats, theory
-from ..entropy import check_method_option, sphere_entropy_batch
+from ..entropy import EntropyEstimate, check_method_option, sphere_entropy_batch
+from ..entropy.correlation import entropy_ok
 from ..protocols import validate_hyperparameters
 from ..specs import parse_spec
 from . import kernels as K
@@ -329,12 +330,15 @@ def simulate_isotropic(
     # entropy of the directions in the queue
     filled = int(min(queue_size, queue_count.min()))
     ent_kwargs = {} if entropy_method is None else {"method": entropy_method}
-    S_u, S_u_err = sphere_entropy_batch(queue[:, :filled], **ent_kwargs)
+    ests = sphere_entropy_batch(queue[:, :filled], ordered=True, return_details=True, **ent_kwargs)
+    S_u = np.array([e.value for e in ests])
+    S_u_err = np.array([e.stderr for e in ests])
 
     table = _results_table(
         protocol, d, lr_g, wd_g, rad_g, float(sigma), m, se, tau_steps, n_eff, worst, stationary,
         S_u, S_u_err, vmf=loss is None,
     )
+    table = _with_queue_diagnostics(table, ests)
     settings = dict(
         protocol=protocol, dim=d, sigma=float(sigma), iters=int(iters), queue_size=int(queue_size),
         queue_every=int(queue_every), burn_in=float(burn_in), seed=int(seed),
@@ -408,6 +412,23 @@ def _results_table(
         "p_theory": p_th, "p_theory_discrete": p_th_disc, "grad_sq_theory": gsq_th,
     }
     return pd.DataFrame(cols)
+
+
+def _with_queue_diagnostics(table: pd.DataFrame, ests: Sequence[EntropyEstimate]) -> pd.DataFrame:
+    """Insert after ``S_err`` the queue's correlation (:mod:`sgdthermo.entropy.correlation`):
+    ``queue_tau`` (snapshots, ½ when independent), ``queue_n_eff``, ``queue_nn_lag`` (fraction of
+    snapshots whose nearest neighbour is adjacent in time) and the verdict ``entropy_ok`` with
+    ``entropy_note`` (why not)."""
+    verdicts = [entropy_ok(e.nn_lag_fraction, e.n, e.queue_tau) for e in ests]
+    cols = {
+        "queue_tau": [e.queue_tau for e in ests], "queue_n_eff": [e.n_eff for e in ests],
+        "queue_nn_lag": [e.nn_lag_fraction for e in ests],
+        "entropy_ok": [ok for ok, _ in verdicts], "entropy_note": [why for _, why in verdicts],
+    }
+    at = table.columns.get_loc("S_err") + 1
+    for i, (name, values) in enumerate(cols.items()):
+        table.insert(at + i, name, values)
+    return table
 
 
 def _trace(protocol: str, means: np.ndarray, block_len: int, counts: np.ndarray,

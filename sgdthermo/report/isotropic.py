@@ -49,7 +49,7 @@ _FIGURE_CAPTIONS = {
 
 
 def _pass(v: _an.Verdict) -> str:
-    return "**PASS**" if v.passed else "**FAIL**"
+    return f"**{v.status}**"
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def _summary_section(verdicts: Sequence[_an.Verdict], protocols: Sequence[str]) 
         row = [p]
         for c in _an.CHECKS:
             v = by.get((p, c))
-            row.append("—" if v is None else f"{'PASS' if v.passed else 'FAIL'}: {v.headline}")
+            row.append("—" if v is None else f"{v.status}: {v.headline}")
         rows.append(row)
     n_pass = sum(v.passed for v in verdicts)
     return "\n".join(["## Summary", "", md_table(["protocol", *_an.CHECKS], rows), "",
