@@ -207,6 +207,29 @@ def test_maxwell_recovers_target(tmp_path, protocol):
     assert r["main_radius_part"] + r["main_sphere_part"] == pytest.approx(r["combo1"], abs=1e-6)
 
 
+def test_flagged_entropies_stay_in_v1_but_not_in_v3(tmp_path):
+    """Runs whose entropy came from correlated snapshots (``entropy_ok`` False in summary.json)
+    are measured in V1 and the noise fits but kept out of the Maxwell fit, with the reason;
+    summaries without the verdict (written before it existed) are not flagged."""
+    root = tmp_path / "s"
+    write_sweep(root, "fixed-lr", metrics=False, extras=False)
+    flagged = sorted(root.iterdir())[:3]
+    for folder in flagged:
+        summ = json.loads((folder / "summary.json").read_text())
+        summ.update(entropy_ok=False, queue_tau=12.0, queue_n_eff=2.0, queue_nn_lag=0.97,
+                    entropy_note="correlated snapshots: 97 % ...; raise --queue-every", S=summ["S"] + 1e4)
+        (folder / "summary.json").write_text(json.dumps(summ))
+    df = SA.load_runs(root)
+    assert df["entropy_ok"].isna().sum() == 13 and (df["entropy_ok"] == False).sum() == 3  # noqa: E712
+    assert df.set_index("run_id").loc[flagged[0].name, "queue_nn_lag"] == 0.97
+    assert len(SA.radius_table(df)) == 16
+    mt = SA.maxwell_test(df).iloc[0]
+    assert mt["n"] == 13 and mt["verdict"] == "PASS", mt["note"]  # the shifted S never enters
+    ex = SA.excluded_runs(df)
+    assert sorted(ex["run_id"]) == sorted(f.name for f in flagged)
+    assert ex["exclusion_reason"].str.startswith("entropy not trusted (correlated snapshots").all()
+
+
 def test_maxwell_fails_for_wrong_slope(tmp_path):
     write_sweep(tmp_path / "s", "fixed-lr", slope_error=0.3, extras=False, metrics=False)
     r = SA.maxwell_test(SA.load_runs(tmp_path / "s")).iloc[0]

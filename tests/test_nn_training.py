@@ -24,6 +24,20 @@ FAST = dict(model="mlp", width=16, dataset="synthetic", protocol="fixed-elr", lr
             queue_every=10, batch_size=64)
 
 
+def test_queue_correlation_is_recorded(tmp_path):
+    """Every entropy estimate logs the queue's correlation; the summary carries the last one
+    and the verdict (a 10-snapshot queue every 10 steps of a slowly turning MLP is correlated)."""
+    train(TrainConfig(**FAST), tmp_path / "r", log=lambda m: None)
+    m = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    est = m.dropna(subset=["S_sphere"])
+    assert len(est) and est[["queue_tau", "queue_n_eff", "queue_nn_lag"]].notna().all().all()
+    assert m.loc[m["S_sphere"].isna(), "queue_tau"].isna().all()
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["queue_tau"] == pytest.approx(est["queue_tau"].iloc[-1])
+    assert s["queue_n_eff"] == pytest.approx(10 / (2 * s["queue_tau"]))
+    assert s["entropy_ok"] is False and "raise --queue-every" in s["entropy_note"]
+
+
 def test_log_schedule():
     s = log_schedule(30_000, every=200, linear_until=10_000, per_decade=20)
     assert s[:3] == [200, 400, 600] and 10_000 in s and s[-1] == 30_000

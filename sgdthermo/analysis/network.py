@@ -89,7 +89,7 @@ VALUE_COLUMNS: tuple[str, ...] = (
 SCALAR_COLUMNS: tuple[str, ...] = (
     "R", "rho_theory", "rho_theory_discrete", "p_theory", "p_theory_discrete", "steps",
     "runtime_s", "n_logs", "tail_logs", "rho_drift_z", "train_loss_drift_z", "sigma2_drift_z",
-    "trend_train_loss", "trend_trace_cov", "trend_rho",
+    "trend_train_loss", "trend_trace_cov", "trend_rho", "queue_tau", "queue_n_eff", "queue_nn_lag",
 )
 #: Configuration fields that define a setup (runs of one setup form one grid).
 SETUP_KEYS: tuple[str, ...] = ("model", "width", "dataset", "d", "loss", "head_norm", "batch_size",
@@ -230,6 +230,9 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
                 row[k + "_err"] = _num(summ.get(k + "_err"))
             for k in SCALAR_COLUMNS:
                 row[k] = _num(summ.get(k))
+            # None (not measured: runs written before the queue diagnostics) is not a verdict
+            row["entropy_ok"] = summ.get("entropy_ok")
+            row["entropy_note"] = str(summ.get("entropy_note") or "")
         else:
             row["message"] = ""
             row["stationary"] = False
@@ -248,6 +251,7 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
                 row[k] = row[k + "_err"] = float("nan")
             for k in SCALAR_COLUMNS:
                 row[k] = float("nan")
+            row["entropy_ok"], row["entropy_note"] = None, ""
         if summ_err or cfg_err:
             row["status"] = "failed" if summ is None else row["status"]
             row["reason"] = "; ".join(x for x in (row.get("reason", ""), summ_err, cfg_err) if x)
@@ -255,7 +259,7 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     base_cols = ["run_id", "path", *CONFIG_COLUMNS, "d", "status", "stationary", "interpolating",
                  "reason", "message"]
     val_cols = [c for k in VALUE_COLUMNS for c in (k, k + "_err")]
-    df = pd.DataFrame(rows, columns=base_cols + val_cols + list(SCALAR_COLUMNS))
+    df = pd.DataFrame(rows, columns=base_cols + val_cols + list(SCALAR_COLUMNS) + ["entropy_ok", "entropy_note"])
     return _derive(df)
 
 
@@ -300,11 +304,13 @@ def _derive(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def usable(df: pd.DataFrame) -> pd.Series:
+def usable(df: pd.DataFrame, *, entropy_verdict: bool = True) -> pd.Series:
     """Boolean mask (aligned with ``df``) of the runs that enter fits: the rule of
     :mod:`sgdthermo.analysis.selection` with the entropy required (completed, not
-    interpolating, stationary, finite ``S``). Works on a table read back from ``runs.csv``."""
-    return pd.Series(usable_mask(df, ENTROPY_REQUIRED), index=df.index, name="usable", dtype=bool)
+    interpolating, stationary, finite ``S``, and with ``entropy_verdict`` an entropy not flagged
+    as from correlated snapshots: V2, V3). Works on a table read back from ``runs.csv``."""
+    return pd.Series(usable_mask(df, ENTROPY_REQUIRED, entropy_verdict=entropy_verdict), index=df.index,
+                     name="usable", dtype=bool)
 
 
 def _exclusion_reason(row: Mapping[str, Any]) -> str:
@@ -313,8 +319,9 @@ def _exclusion_reason(row: Mapping[str, Any]) -> str:
 
 
 def excluded_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """The runs left out of every fit, with the reason (non-stationary, interpolating,
-    diverged, failed, unfinished, no entropy estimate)."""
+    """The runs left out of the fits, with the reason (non-stationary, interpolating,
+    diverged, failed, unfinished, no entropy estimate: left out of every fit; an entropy from
+    correlated snapshots: left out of V2 and V3, kept in V1 and the noise fits)."""
     cols = ["run_id", "group", "protocol", "lr", "wd", "radius", "seed", "status", "stationary",
             "interpolating", "exclusion_reason"]
     if len(df) == 0:
@@ -325,15 +332,17 @@ def excluded_runs(df: pd.DataFrame) -> pd.DataFrame:
     return ex[[c for c in cols if c in ex.columns]].reset_index(drop=True)
 
 
-def sweep_groups(df: pd.DataFrame, *, only_usable: bool = True) -> Iterator[tuple[str, str, pd.DataFrame]]:
+def sweep_groups(df: pd.DataFrame, *, only_usable: bool = True,
+                 entropy_verdict: bool = True) -> Iterator[tuple[str, str, pd.DataFrame]]:
     """``(group, protocol, rows)`` for each grid of the sweep, in protocol order.
 
     ``only_usable``: the rows are the usable runs of the group (groups with none are still
-    yielded, with an empty frame).
+    yielded, with an empty frame); ``entropy_verdict``: see :func:`usable` (False for V1 and
+    the noise fits, which do not use the entropy's value).
     """
     if len(df) == 0 or "group" not in df:
         return
-    ok = usable(df)
+    ok = usable(df, entropy_verdict=entropy_verdict)
     for g in pd.unique(df["group"]):
         if not g:
             continue
@@ -374,7 +383,7 @@ RADIUS_TOLERANCES: dict[str, float] = {"median_tol": 0.05, "bias_tol": 0.05, "re
 def radius_analysis(df: pd.DataFrame, **tol: float) -> tuple[pd.DataFrame, list[tuple[str, _an.Verdict]]]:
     kw = {**RADIUS_TOLERANCES, **tol}
     tables, verdicts = [], []
-    for g, protocol, rows in sweep_groups(df):
+    for g, protocol, rows in sweep_groups(df, entropy_verdict=False):
         sph = protocol == "fixed-sphere"
         m, e, sde, dis = (("p", "p_err", "p_theory", "p_theory_discrete") if sph
                           else ("rho", "rho_err", "rho_theory", "rho_theory_discrete"))
@@ -466,7 +475,7 @@ def noise_table(df: pd.DataFrame) -> pd.DataFrame:
     Fewer than 3 distinct h: a row with NaN slopes and a ``note``.
     """
     rows_out: list[dict[str, Any]] = []
-    for g, protocol, rows in sweep_groups(df):
+    for g, protocol, rows in sweep_groups(df, entropy_verdict=False):
         sec = second_axis(protocol)
         for q in ("sigma2", "T"):
             rec: dict[str, Any] = {"group": g, "protocol": protocol, "setup": rows["setup"].iloc[0] if len(rows) else "",

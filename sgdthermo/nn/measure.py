@@ -42,7 +42,12 @@ from torch import nn
 
 from .. import theory
 
-__all__ = ["MeasureConfig", "Measurement", "log_schedule", "gradient_noise"]
+__all__ = ["MeasureConfig", "Measurement", "log_schedule", "gradient_noise", "QUEUE_COLUMNS"]
+
+#: The entropy queue's correlation at each entropy estimate (:mod:`sgdthermo.entropy.correlation`):
+#: τ in snapshots (½ when independent), the independent snapshots N/(2τ), and the fraction of
+#: snapshots whose nearest neighbour is adjacent in time.
+QUEUE_COLUMNS: tuple[str, ...] = ("queue_tau", "queue_n_eff", "queue_nn_lag")
 
 
 def log_schedule(iters: int, every: int = 200, linear_until: int = 10_000, per_decade: int = 20) -> list[int]:
@@ -242,12 +247,20 @@ class Measurement:
         row["T"] = float(theory.temperature(protocol, lr=lr, sigma=sig, d=self.d,
                                             wd=None if protocol == "fixed-sphere" else wd))
         row["S_sphere"] = row["S_sphere_err"] = row["S"] = float("nan")
+        for key in QUEUE_COLUMNS:
+            row[key] = float("nan")
         full = self.queue_count >= self.cfg.queue_size
         if full and self.queue_count - self.queue_count_at_entropy >= self.cfg.queue_size:
             kw = {} if self.cfg.entropy_method is None else {"method": self.cfg.entropy_method}
-            est = sphere_entropy(self.queue.double(), return_details=True, **kw)
+            # the ring buffer, oldest snapshot first, so that time order is row order
+            oldest = self.queue_count % self.cfg.queue_size
+            ordered = torch.roll(self.queue, -oldest, dims=0).double()
+            est = sphere_entropy(ordered, return_details=True, ordered=True, **kw)
             row["S_sphere"] = float(est.value)
             row["S_sphere_err"] = float(est.stderr)
+            row["queue_tau"] = float(est.queue_tau)
+            row["queue_n_eff"] = float(est.n_eff)
+            row["queue_nn_lag"] = float(est.nn_lag_fraction)
             rho_q = float(self.queue_rho.mean())
             row["S"] = float(theory.total_entropy(est.value, rho_q, self.d))
             self.queue_count_at_entropy = self.queue_count

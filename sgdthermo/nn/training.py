@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import io, stats, theory
+from ..entropy.correlation import entropy_ok
 from ..errors import RunExistsError
 from .config import TrainConfig
-from .measure import MeasureConfig, Measurement, log_schedule
+from .measure import QUEUE_COLUMNS, MeasureConfig, Measurement, log_schedule
 
 __all__ = ["train", "summarize"]
 
@@ -302,6 +303,14 @@ def summarize(metrics: pd.DataFrame, cfg: TrainConfig, d: int) -> dict[str, Any]
         out["S_sphere_err"] = float(ent["S_sphere_err"].iloc[-1])
         out["S"] = float(ent["S"].iloc[-1])
         out["S_err"] = out["S_sphere_err"]
+        last = ent.iloc[-1]
+        for key in QUEUE_COLUMNS:
+            out[key] = float(last[key]) if key in ent and pd.notna(last[key]) else None
+        if out["queue_tau"] is not None and out["queue_nn_lag"] is not None:
+            ok, why = entropy_ok(out["queue_nn_lag"], cfg.queue_size, out["queue_tau"])
+            out["entropy_ok"], out["entropy_note"] = bool(ok), why
+        else:
+            out["entropy_ok"], out["entropy_note"] = None, "queue correlation not measured"
     else:
         out["S_sphere"] = out["S_sphere_err"] = out["S"] = out["S_err"] = None
     steps = tail["step"].to_numpy(float)

@@ -80,10 +80,15 @@ def _status_section(df: pd.DataFrame) -> list[str]:
               ["completed, interpolating", int((comp & interp).sum())],
               ["completed, non-stationary", int((comp & ~interp & ~stat).sum())],
               ["completed, stationary but no entropy estimate", int((comp & ~interp & stat & ~np.isfinite(S)).sum())]]
+    flagged = int((usable(df, entropy_verdict=False) & ~ok).sum())
+    detail.append(["completed, stationary, entropy from correlated snapshots (V1 and noise fits only)", flagged])
     return ["## Runs by status", "", _md_table(["status", "runs"], rows), "",
             _md_table(["completed runs", "runs"], detail), "",
             "Only usable runs enter the tables and fits below; the others are listed under "
-            "*Excluded runs* and drawn as grey crosses or faint lines.", ""]
+            "*Excluded runs* and drawn as grey crosses or faint lines. An entropy is trusted only "
+            "when its queue held enough independent snapshots (`entropy_ok` in runs.csv, with "
+            "`queue_tau`, `queue_n_eff`, `queue_nn_lag`); the V1 and noise fits do not use the "
+            "entropy and keep those runs.", ""]
 
 
 def _v1_section(table: pd.DataFrame, verdicts: Sequence[tuple[str, _an.Verdict]], max_rows: int = 40) -> list[str]:
@@ -193,7 +198,10 @@ def _excluded_section(ex: pd.DataFrame) -> list[str]:
         return out + ["None: every run is completed, stationary, not interpolating and has an entropy estimate.", ""]
     rows = [[r["run_id"], r["group"] or "—", r["lr"], r["wd"], r["radius"], r["seed"], r["status"],
              r["exclusion_reason"]] for _, r in ex.iterrows()]
-    return out + [f"{len(ex)} run(s) left out of every fit (never averaged in):", "",
+    flagged = ex["exclusion_reason"].astype(str).str.startswith("entropy not trusted").sum()
+    note = (f" ({flagged} with an entropy from correlated snapshots: those are left out of V2 and V3 "
+            "only, and kept in V1 and the noise fits)" if flagged else "")
+    return out + [f"{len(ex)} run(s) left out of the fits (never averaged in){note}:", "",
                   _md_table(["run", "group", "lr", "wd", "radius", "seed", "status", "reason"], rows), ""]
 
 
@@ -224,7 +232,7 @@ def render_sweep_report(tables: Mapping[str, pd.DataFrame], *, sweep_dir: str = 
                                                    f", at the grid centre {_pm(m['centre'].iloc[0], m['centre_err'].iloc[0], 3)}"
                                                    if bool(m["fitted"].iloc[0]) else "")) if len(m) else "NOT TESTED",
                      f"{v2r['verdict'].iloc[0]} (proxy)" if len(v2r) else "—"])
-    summary += [_md_table(["group", "runs", "usable", "V1 radius", "V3 Maxwell", "V2 potentials"], rows)
+    summary += [_md_table(["group", "runs", "usable (trusted entropy)", "V1 radius", "V3 Maxwell", "V2 potentials"], rows)
                 if rows else "No run with a known protocol.", ""]
     parts = head + _settings_section(df, sweep_dir) + summary + _status_section(df)
     parts += _v1_section(tables["radius"], v1_verdicts)
