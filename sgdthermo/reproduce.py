@@ -129,7 +129,9 @@ def reproduce_isotropic(
                       pdir / "settings.json")
         runtimes[protocol] = res.runtime
         n_ns = int((~res.table["stationary"]).sum())
-        log(f"[{protocol}] done in {res.runtime:.1f} s ({n_ns} non-stationary point(s))")
+        n_corr = int((~res.table["entropy_ok"].astype(bool)).sum())
+        log(f"[{protocol}] done in {res.runtime:.1f} s ({n_ns} non-stationary point(s)"
+            + (f", {n_corr} entropy estimate(s) from correlated snapshots" if n_corr else "") + ")")
         tables.append(res.table)
     table = pd.concat(tables, ignore_index=True)
     io.write_csv(table, out / "results.csv")
