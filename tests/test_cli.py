@@ -32,6 +32,25 @@ def test_isotropic_end_to_end(tmp_path, capsys):
     assert "2 grid point(s)" in stdout
 
 
+def test_isotropic_queue_every_auto(tmp_path, capsys):
+    """``--queue-every auto`` resolves to ⌈2/η̃⌉ and records it; a window too short for it, or a
+    word that is not 'auto', is a one-line error with exit 2 and nothing written."""
+    import json
+
+    out = tmp_path / "auto"
+    args = ["isotropic", "--protocol", "fixed-elr", "--lr", "0.05", "--wd", "0.01", "--dim", "3",
+            "--iters", "20000", "--queue-size", "100", "--no-report"]
+    code, _, _ = run_cli([*args, "--queue-every", "auto", "--out", str(out)], capsys)
+    assert code == 0
+    assert json.loads((out / "settings.json").read_text())["queue_every"] == 40
+    assert pd.read_csv(out / "results.csv")["queue_every"].iloc[0] == 40
+    for bad, msg in (("auto", "--queue-every auto: the slowest point"), ("often", "--queue-every 'often'")):
+        target = tmp_path / f"bad-{bad}"
+        code, _, err = run_cli([*args[:-3], "--queue-size", "1000", "--no-report", "--queue-every", bad,
+                                "--out", str(target)], capsys)
+        assert code == 2 and msg in err and err.count("\n") == 1 and not target.exists()
+
+
 def test_isotropic_sphere_with_report(tmp_path, capsys):
     out = tmp_path / "sphere"
     code, stdout, _ = run_cli(["isotropic", "--protocol", "fixed-sphere", "--lr", "0.01:0.05:3",

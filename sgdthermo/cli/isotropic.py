@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--iters", type=int, default=200_000, help="steps (default 200000)")
     p.add_argument("--burn-in", type=float, default=0.5, help="fraction discarded (default 0.5)")
     p.add_argument("--queue-size", type=int, default=1000, help="entropy queue length N")
-    p.add_argument("--queue-every", type=int, default=50, help="steps between queue entries")
+    p.add_argument("--queue-every", default="50",
+                   help="steps between queue entries, or 'auto': twice the slowest point's direction "
+                        "correlation time 1/η̃ (default 50)")
     p.add_argument("--entropy-method", default=None, help="sphere entropy estimator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-report", action="store_true", help="skip report.md and figures")
@@ -30,13 +32,27 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import io
-    from ..isotropic import simulate_isotropic, validate_settings
+    from ..isotropic import auto_queue_every, simulate_isotropic, validate_settings
     from ..specs import parse_spec
 
     try:
         lr = parse_spec(args.lr, "lr")
         wd = None if args.wd is None else parse_spec(args.wd, "wd")
         radius = None if args.radius is None else parse_spec(args.radius, "radius")
+        if args.queue_every == "auto":
+            validate_settings(  # everything but the stride, which needs valid settings
+                args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
+                iters=args.iters, queue_size=args.queue_size, queue_every=1,
+                burn_in=args.burn_in, entropy_method=args.entropy_method,
+            )
+            args.queue_every = auto_queue_every(
+                args.protocol, lr=lr, wd=wd, dim=args.dim, sigma=args.sigma, iters=args.iters,
+                queue_size=args.queue_size, burn_in=args.burn_in)
+        else:
+            try:
+                args.queue_every = int(args.queue_every)
+            except ValueError:
+                raise ValueError(f"--queue-every {args.queue_every!r}: expected a positive integer or 'auto'") from None
         validate_settings(
             args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
             iters=args.iters, queue_size=args.queue_size, queue_every=args.queue_every,

@@ -6,6 +6,6 @@
 
 from __future__ import annotations
 
-from .simulator import SimulationResult, simulate_isotropic, validate_settings, vmf_loss
+from .simulator import SimulationResult, auto_queue_every, simulate_isotropic, validate_settings, vmf_loss
 
-__all__ = ["SimulationResult", "simulate_isotropic", "validate_settings", "vmf_loss"]
+__all__ = ["auto_queue_every", "SimulationResult", "simulate_isotropic", "validate_settings", "vmf_loss"]

@@ -52,6 +52,7 @@ from ..specs import parse_spec
 from . import kernels as K
 
 __all__ = [
+    "auto_queue_every",
     "SimulationResult",
     "simulate_isotropic",
     "validate_settings",
@@ -98,6 +99,37 @@ def validate_settings(
             f"more than the stationary window ({window} of --iters {iters}); "
             "use more iterations or a smaller queue"
         )
+
+
+#: ``queue_every="auto"``: the stride in units of the slowest point's direction correlation time.
+AUTO_STRIDE_FACTOR: float = 2.0
+
+
+def auto_queue_every(
+    protocol: str, *, lr: np.ndarray, wd: np.ndarray | None, dim: int, sigma: float,
+    iters: int, queue_size: int, burn_in: float,
+) -> int:
+    """The queue stride for ``--queue-every auto``: ``⌈2 τ_u⌉`` steps for the grid's slowest point,
+    ``τ_u = 1/η̃`` (:func:`sgdthermo.theory.direction_correlation_steps`; fixed LR: the stationary
+    η̃ = η/ρ*², :func:`sgdthermo.theory.stationary_elr`). Raises ``ValueError`` when the queue at
+    that stride does not fit the stationary window, naming what would."""
+    lr = np.asarray(lr, dtype=float)
+    if protocol == "fixed-lr":
+        elr = np.asarray(theory.stationary_elr(lr=lr[:, None], wd=np.asarray(wd, float)[None, :],
+                                               sigma=sigma, d=dim))
+    else:
+        elr = lr
+    every = int(math.ceil(AUTO_STRIDE_FACTOR * float(np.max(theory.direction_correlation_steps(elr)))))
+    window = iters - int(burn_in * iters)
+    span = (queue_size - 1) * every + 1
+    if span > window:
+        need = int(math.ceil(span / (1.0 - burn_in)))
+        raise ValueError(
+            f"--queue-every auto: the slowest point (η̃ = {float(np.min(elr)):.3g}) needs snapshots "
+            f"{every} steps apart, so {queue_size} of them span {span} steps, more than the "
+            f"stationary window ({window} of --iters {iters}); use --iters {need} or more, "
+            f"--queue-size {max(2, window // every + 1)} or less, or an explicit --queue-every")
+    return max(1, every)
 
 
 def vmf_loss(mu: np.ndarray) -> Callable:

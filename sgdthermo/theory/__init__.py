@@ -40,6 +40,7 @@ from ..protocols import PROTOCOLS, check_protocol
 from .bessel import log_bessel_iv
 from .gas import (
                   adiabatic_index,
+                  direction_correlation_steps,
                   effective_pressure,
                   gas_constant,
                   gibbs,
@@ -97,6 +98,7 @@ __all__ = [
     "pressure_sphere_discrete",
     "effective_pressure",
     "stationary_elr",
+    "direction_correlation_steps",
     "log_bessel_iv",
     "vmf_mean_resultant",
     "vmf_log_normalizer",
