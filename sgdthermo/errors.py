@@ -11,7 +11,13 @@ only the command line (:mod:`sgdthermo.cli`) turns them into messages and exit c
 from __future__ import annotations
 
 __all__ = ["SgdthermoError", "ConfigError", "UsageError", "RunExistsError", "ResultsExistError",
-           "RunBusyError"]
+           "RunBusyError", "first_line"]
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error message (the type's name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else (type(exc).__name__ if isinstance(exc, BaseException) else "")
 
 
 class SgdthermoError(Exception):

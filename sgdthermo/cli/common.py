@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from ..errors import UsageError
 
-__all__ = ["Parser", "StepProgress", "SweepProgress", "add_training_options", "first_line"]
+__all__ = ["Parser", "StepProgress", "SweepProgress", "add_training_options"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -17,12 +17,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
-
-
-def first_line(exc: BaseException | str) -> str:
-    """The first line of an error message (the type's name when the message is empty)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else (type(exc).__name__ if isinstance(exc, BaseException) else "")
 
 
 class _Bar:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import UsageError
-from .common import StepProgress, add_training_options, first_line
+from ..errors import UsageError, first_line
+from .common import StepProgress, add_training_options
 
 
 def add_parser(sub) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .runner import SweepJob, run_one
 from .spec import SweepSpec, check_executor
-from .spec import first_line as _first_line
+from ..errors import first_line as _first_line
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "SubmititExecutor", "make_executor"]
 

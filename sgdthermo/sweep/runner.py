@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RunBusyError
 from ..nn.config import TrainConfig
 from .spec import SweepSpec, expand
-from .spec import first_line as _first_line
+from ..errors import first_line as _first_line
 
 if TYPE_CHECKING:
     import pandas as pd

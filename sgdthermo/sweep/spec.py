@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import first_line
 from ..nn.config import TrainConfig, field_kind, field_optional
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 __all__ = ["check_executor", "SweepSpec", "expand", "config_hash", "make_run_id", "EXECUTORS", "EXECUTOR_KEYS", "HASH_LEN",
-           "flag_name", "first_line"]
+           "flag_name"]
 
 
 EXECUTORS = ("local", "ray", "slurm", "slurm-local")
@@ -47,11 +48,6 @@ def _io():
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else (type(exc).__name__ if isinstance(exc, BaseException) else "")
 
 
 # ---------------------------------------------------------------------------------------
