@@ -28,6 +28,7 @@ standard errors.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..stats import autocorr_time
 
@@ -50,21 +51,24 @@ def iid_lag_fraction(n: int) -> float:
     return 2.0 / n if n > 2 else 1.0
 
 
-def projection_tau(u: np.ndarray, n_proj: int = 8, seed: int = 0) -> float:
+def projection_tau(x: np.ndarray | torch.Tensor, n_proj: int = 8, seed: int = 0) -> float:
     """Largest integrated autocorrelation time (in snapshots, ½ = independent) of the projections
-    of the time-ordered unit directions ``u`` (N, d) onto their mean direction and onto
-    ``n_proj`` random directions orthogonal to it (a fixed stream: ``seed``)."""
-    u = np.asarray(u, dtype=np.float64)
-    n, d = u.shape
+    of the time-ordered directions ``u_i = x_i/|x_i|`` (``x``: (N, d), numpy or torch, left
+    where it is) onto their mean direction and onto ``n_proj`` random directions orthogonal to it
+    (a fixed stream: ``seed``). Only the (n_proj + 1, N) projections leave the device."""
+    x = torch.as_tensor(x)
+    n, d = x.shape
     if n < 4:
         return float("nan")
-    m = u.mean(axis=0)
-    norm = float(np.linalg.norm(m))
-    m = m / norm if norm > 0 else np.eye(d)[0]
-    p = np.random.default_rng(seed).standard_normal((n_proj, d))
-    p -= (p @ m)[:, None] * m
-    p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-300)
-    series = np.vstack([u @ m, p @ u.T])
+    u = x.double()
+    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
+    m = u.mean(dim=0)
+    norm = float(torch.linalg.vector_norm(m))
+    m = m / norm if norm > 0 else torch.eye(d, 1, dtype=u.dtype, device=u.device)[:, 0]
+    p = torch.as_tensor(np.random.default_rng(seed).standard_normal((n_proj, d)), device=u.device)
+    p = p - (p @ m)[:, None] * m
+    p = p / torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(1e-300)
+    series = torch.cat([(u @ m)[None], p @ u.T]).cpu().numpy()
     return float(np.max(autocorr_time(series)))
 
 

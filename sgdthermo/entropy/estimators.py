@@ -216,10 +216,8 @@ def _sphere_core(
     se, se_iid, tau = _stderrs(t, t_next, idx[:, :k], ordered)
     extra = {}
     if ordered:
-        u = (arr.detach().cpu().double().numpy() if isinstance(arr, torch.Tensor)
-             else np.asarray(arr, dtype=np.float64))
-        u = u / np.linalg.norm(u, axis=1, keepdims=True)
-        extra = {"tau": tau, "queue_tau": projection_tau(u), "nn_lag_fraction": nn_lag_fraction(idx[:, 0])}
+        x = arr.detach() if isinstance(arr, torch.Tensor) else arr
+        extra = {"tau": tau, "queue_tau": projection_tau(x), "nn_lag_fraction": nn_lag_fraction(idx[:, 0])}
     return EntropyEstimate(
         value=value, stderr=se, method=method, n=n_eff, dim=d, k=k, n_duplicates=n_dup,
         n_input=n, intrinsic_dim=d - 1, stderr_iid=se_iid,

@@ -252,9 +252,11 @@ class Measurement:
         full = self.queue_count >= self.cfg.queue_size
         if full and self.queue_count - self.queue_count_at_entropy >= self.cfg.queue_size:
             kw = {} if self.cfg.entropy_method is None else {"method": self.cfg.entropy_method}
-            # the ring buffer, oldest snapshot first, so that time order is row order
+            # the ring buffer in float64, oldest snapshot first (time order = row order), in one copy
             oldest = self.queue_count % self.cfg.queue_size
-            ordered = torch.roll(self.queue, -oldest, dims=0).double()
+            ordered = torch.empty(self.queue.shape, dtype=torch.float64, device=self.queue.device)
+            ordered[: self.cfg.queue_size - oldest].copy_(self.queue[oldest:])
+            ordered[self.cfg.queue_size - oldest:].copy_(self.queue[:oldest])
             est = sphere_entropy(ordered, return_details=True, ordered=True, **kw)
             row["S_sphere"] = float(est.value)
             row["S_sphere_err"] = float(est.stderr)
