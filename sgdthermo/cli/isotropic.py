@@ -39,12 +39,16 @@ def run(args: argparse.Namespace) -> int:
         lr = parse_spec(args.lr, "lr")
         wd = None if args.wd is None else parse_spec(args.wd, "wd")
         radius = None if args.radius is None else parse_spec(args.radius, "radius")
-        if args.queue_every == "auto":
-            validate_settings(  # everything but the stride, which needs valid settings
+
+        def validate(queue_every: int) -> None:
+            validate_settings(
                 args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
-                iters=args.iters, queue_size=args.queue_size, queue_every=1,
+                iters=args.iters, queue_size=args.queue_size, queue_every=queue_every,
                 burn_in=args.burn_in, entropy_method=args.entropy_method,
             )
+
+        if args.queue_every == "auto":
+            validate(1)  # the stride is derived from the other settings: they must be valid first
             args.queue_every = auto_queue_every(
                 args.protocol, lr=lr, wd=wd, dim=args.dim, sigma=args.sigma, iters=args.iters,
                 queue_size=args.queue_size, burn_in=args.burn_in)
@@ -53,11 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 args.queue_every = int(args.queue_every)
             except ValueError:
                 raise ValueError(f"--queue-every {args.queue_every!r}: expected a positive integer or 'auto'") from None
-        validate_settings(
-            args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
-            iters=args.iters, queue_size=args.queue_size, queue_every=args.queue_every,
-            burn_in=args.burn_in, entropy_method=args.entropy_method,
-        )
+            validate(args.queue_every)
         out = io.check_output_folder(args.out, marker="results.csv", force=args.force)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

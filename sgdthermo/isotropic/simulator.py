@@ -129,7 +129,7 @@ def auto_queue_every(
             f"{every} steps apart, so {queue_size} of them span {span} steps, more than the "
             f"stationary window ({window} of --iters {iters}); use --iters {need} or more, "
             f"--queue-size {max(2, window // every + 1)} or less, or an explicit --queue-every")
-    return max(1, every)
+    return every
 
 
 def vmf_loss(mu: np.ndarray) -> Callable:
