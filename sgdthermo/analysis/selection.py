@@ -26,12 +26,14 @@ import pandas as pd
 from ..protocols import REPORT_ORDER, check_protocol
 
 __all__ = ["numeric_column", "as_bool", "stationary_mask", "exclusion_reasons", "usable_mask", "split_usable",
-           "select_protocol", "error_column", "ID_COLUMNS", "NO_ENTROPY"]
+           "select_protocol", "error_column", "ID_COLUMNS", "NO_ENTROPY", "UNTRUSTED_ENTROPY"]
 
 #: Columns that identify a grid point in the tables of excluded rows.
 ID_COLUMNS: tuple[str, ...] = ("protocol", "dim", "lr", "wd", "radius")
 #: Why a row without an entropy estimate is excluded.
 NO_ENTROPY = "no entropy estimate: the queue was never refilled in the stationary tail"
+#: How the reason for an entropy from correlated snapshots (``entropy_ok`` False) begins.
+UNTRUSTED_ENTROPY = "entropy not trusted"
 
 
 def numeric_column(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -119,7 +121,7 @@ def exclusion_reasons(row: Mapping[str, Any], required: Sequence[str] = (), *,
     elif entropy_verdict and "S" in required and _is_false(row.get("entropy_ok")):
         note = row.get("entropy_note")
         note = note.strip() if isinstance(note, str) else ""
-        out.append("entropy not trusted" + (f" ({note})" if note else ""))
+        out.append(UNTRUSTED_ENTROPY + (f" ({note})" if note else ""))
     return out
 
 

@@ -26,7 +26,7 @@ from ..analysis.network import (
     usable,
     verdict_table,
 )
-from ..analysis.selection import as_bool, numeric_column
+from ..analysis.selection import UNTRUSTED_ENTROPY, as_bool, numeric_column
 from ..figures.network import CAPTIONS as _CAPTIONS
 from ..figures.network import make_sweep_figures
 from ..protocols import SECOND_SYMBOL, second_axis
@@ -198,7 +198,7 @@ def _excluded_section(ex: pd.DataFrame) -> list[str]:
         return out + ["None: every run is completed, stationary, not interpolating and has an entropy estimate.", ""]
     rows = [[r["run_id"], r["group"] or "—", r["lr"], r["wd"], r["radius"], r["seed"], r["status"],
              r["exclusion_reason"]] for _, r in ex.iterrows()]
-    flagged = ex["exclusion_reason"].astype(str).str.startswith("entropy not trusted").sum()
+    flagged = ex["exclusion_reason"].astype(str).str.startswith(UNTRUSTED_ENTROPY).sum()
     note = (f" ({flagged} with an entropy from correlated snapshots: those are left out of V2 and V3 "
             "only, and kept in V1 and the noise fits)" if flagged else "")
     return out + [f"{len(ex)} run(s) left out of the fits (never averaged in){note}:", "",
