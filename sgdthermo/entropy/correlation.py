@@ -51,24 +51,32 @@ def iid_lag_fraction(n: int) -> float:
     return 2.0 / n if n > 2 else 1.0
 
 
-def projection_tau(x: np.ndarray | torch.Tensor, n_proj: int = 8, seed: int = 0) -> float:
+def projection_tau(x: np.ndarray | torch.Tensor, n_proj: int = 8, seed: int = 0,
+                   rows: int = 256) -> float:
     """Largest integrated autocorrelation time (in snapshots, ½ = independent) of the projections
     of the time-ordered directions ``u_i = x_i/|x_i|`` (``x``: (N, d), numpy or torch, left
     where it is) onto their mean direction and onto ``n_proj`` random directions orthogonal to it
-    (a fixed stream: ``seed``). Only the (n_proj + 1, N) projections leave the device."""
+    (a fixed stream: ``seed``). The directions are formed in float64 ``rows`` at a time, so the
+    extra memory is O(rows·d), not a copy of the queue; only the (n_proj + 1, N) projections
+    leave the device."""
     x = torch.as_tensor(x)
     n, d = x.shape
     if n < 4:
         return float("nan")
-    u = x.double()
-    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
-    m = u.mean(dim=0)
+
+    def units():
+        for i in range(0, n, rows):
+            u = x[i:i + rows].double()
+            yield u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
+
+    m = sum(u.sum(dim=0) for u in units()) / n
     norm = float(torch.linalg.vector_norm(m))
-    m = m / norm if norm > 0 else torch.eye(d, 1, dtype=u.dtype, device=u.device)[:, 0]
-    p = torch.as_tensor(np.random.default_rng(seed).standard_normal((n_proj, d)), device=u.device)
+    m = m / norm if norm > 0 else torch.eye(d, 1, dtype=m.dtype, device=m.device)[:, 0]
+    p = torch.as_tensor(np.random.default_rng(seed).standard_normal((n_proj, d)), device=m.device)
     p = p - (p @ m)[:, None] * m
     p = p / torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(1e-300)
-    series = torch.cat([(u @ m)[None], p @ u.T]).cpu().numpy()
+    q = torch.cat([m[None], p])
+    series = torch.cat([u @ q.T for u in units()]).T.cpu().numpy()
     return float(np.max(autocorr_time(series)))
 
 
