@@ -97,6 +97,7 @@ from .estimators import (
     kl_entropy,
     sphere_entropy,
     sphere_entropy_batch,
+    sphere_entropy_methods,
 )
 from .geometry import (
     log_betainc,
@@ -115,6 +116,7 @@ __all__ = [
     "kl_entropy",
     "sphere_entropy",
     "sphere_entropy_batch",
+    "sphere_entropy_methods",
     "nearest_neighbor_distances",
     "log_unit_ball_volume",
     "log_sphere_area",

@@ -89,10 +89,11 @@ def nn_lag_fraction(nn_index: np.ndarray) -> float:
 
 
 def entropy_ok(lag_fraction: float, n: int, queue_tau: float, *, min_n_eff: float = MIN_N_EFF,
-               margin: float = LAG_MARGIN) -> tuple[bool, str]:
+               margin: float = LAG_MARGIN, advice: str = "raise --queue-every") -> tuple[bool, str]:
     """Whether an entropy from ``n`` time-ordered snapshots can be trusted, and why not.
 
-    Returns ``(ok, reason)``; ``reason`` is empty when ok. See the module docstring for the rule.
+    Returns ``(ok, reason)``; ``reason`` is empty when ok and ends with ``advice`` otherwise.
+    See the module docstring for the rule.
     """
     if not (np.isfinite(lag_fraction) and np.isfinite(queue_tau)):
         return False, "queue too short to measure its correlation"
@@ -101,8 +102,8 @@ def entropy_ok(lag_fraction: float, n: int, queue_tau: float, *, min_n_eff: floa
     n_eff = n / (2.0 * queue_tau)
     if lag_fraction > limit:
         return False, (f"correlated snapshots: {100 * lag_fraction:.0f} % have their nearest neighbour "
-                       f"adjacent in time (independent: {100 * p0:.1f} %); raise --queue-every")
+                       f"adjacent in time (independent: {100 * p0:.1f} %); {advice}")
     if n_eff < min_n_eff:
         return False, (f"correlated snapshots: only {n_eff:.0f} independent of {n} "
-                       f"(τ = {queue_tau:.1f} snapshots); raise --queue-every")
+                       f"(τ = {queue_tau:.1f} snapshots); {advice}")
     return True, ""

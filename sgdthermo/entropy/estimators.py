@@ -32,7 +32,7 @@ from .neighbors import (
     resolve_device,
 )
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "check_method_option", "EntropyEstimate", "sphere_entropy", "sphere_entropy_batch", "kl_entropy"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "check_method_option", "EntropyEstimate", "sphere_entropy", "sphere_entropy_batch", "sphere_entropy_methods", "kl_entropy"]
 
 Method = Literal["cap", "geodesic", "chordal", "angles"]
 
@@ -175,6 +175,15 @@ def _sphere_core(
     arr: np.ndarray | torch.Tensor,
     method: str,
     k: int,
+    **opts: Any,
+) -> EntropyEstimate:
+    return _sphere_estimates(arr, (method,), k, **opts)[method]
+
+
+def _sphere_estimates(
+    arr: np.ndarray | torch.Tensor,
+    methods: tuple[str, ...],
+    k: int,
     *,
     device: torch.device,
     chunk_size: int | None,
@@ -184,46 +193,57 @@ def _sphere_core(
     memory_limit: int,
     gram_limit: int,
     ordered: bool = False,
-) -> EntropyEstimate:
+) -> dict[str, EntropyEstimate]:
+    """Every method in ``methods`` from one neighbour search per feature space (the intrinsic
+    methods share the chordal neighbours; ``"angles"`` has its own chart)."""
     n, d = arr.shape
     if d < 2:
         raise ValueError(f"sphere entropy needs dimension d >= 2; got d = {d}")
     if n < k + 1:
         raise ValueError(f"need at least k+1 = {k + 1} rows (samples); got N = {n}")
     src = Source(arr, None, device)
-    kind = "angles" if method == "angles" else "sphere"
-    prep = prepare(src, kind, memory_limit)
-    check_zero_rows(prep, src)
-    if kind == "angles":
-        assert prep.log_jac is not None
-        if not bool(torch.isfinite(prep.log_jac).all()):
-            bad = torch.nonzero(~torch.isfinite(prep.log_jac)).flatten().cpu().tolist()
-            raise ValueError(
-                "the hyperspherical-angle chart is singular (‖x_{i:}‖ = 0 for some i < d, i.e. the "
-                f"last coordinates vanish) in row(s) {fmt_indices(bad, None)}; use method='cap'"
-            )
-    feats = Features(src, kind, prep)
-    feats, dist, idx, n_dup, used = knn_dedup(
-        feats, k, duplicates=duplicates, duplicate_tol=duplicate_tol, backend=backend,
-        chunk_size=chunk_size, memory_limit=memory_limit, gram_limit=gram_limit,
-    )
-    n_eff = feats.n
-    log_jac = None if feats.prep.log_jac is None else feats.prep.log_jac.cpu().numpy()
-    t = _terms(method, dist[:, k - 1], d, log_jac)
-    t_next = _terms(method, dist[:, k], d, log_jac) if dist.shape[1] > k else None
-    const = float(special.digamma(n_eff) - special.digamma(k))
-    value = float(np.mean(t)) + const
-    se, se_iid, tau = _stderrs(t, t_next, idx[:, :k], ordered)
-    extra = {}
+    out: dict[str, EntropyEstimate] = {}
+    extra: dict[str, float] = {}
     if ordered:
         x = arr.detach() if isinstance(arr, torch.Tensor) else arr
-        extra = {"tau": tau, "queue_tau": projection_tau(x), "nn_lag_fraction": nn_lag_fraction(idx[:, 0])}
-    return EntropyEstimate(
-        value=value, stderr=se, method=method, n=n_eff, dim=d, k=k, n_duplicates=n_dup,
-        n_input=n, intrinsic_dim=d - 1, stderr_iid=se_iid,
-        mean_log_jacobian=None if log_jac is None else float(np.mean(log_jac)),
-        backend=used, device=str(device) if used == "torch" else "cpu", **extra,
-    )
+        extra["queue_tau"] = projection_tau(x)
+    for kind in ("sphere", "angles"):
+        todo = [m for m in methods if (m == "angles") == (kind == "angles")]
+        if not todo:
+            continue
+        prep = prepare(src, kind, memory_limit)
+        check_zero_rows(prep, src)
+        if kind == "angles":
+            assert prep.log_jac is not None
+            if not bool(torch.isfinite(prep.log_jac).all()):
+                bad = torch.nonzero(~torch.isfinite(prep.log_jac)).flatten().cpu().tolist()
+                raise ValueError(
+                    "the hyperspherical-angle chart is singular (‖x_{i:}‖ = 0 for some i < d, i.e. the "
+                    f"last coordinates vanish) in row(s) {fmt_indices(bad, None)}; use method='cap'"
+                )
+        feats = Features(src, kind, prep)
+        feats, dist, idx, n_dup, used = knn_dedup(
+            feats, k, duplicates=duplicates, duplicate_tol=duplicate_tol, backend=backend,
+            chunk_size=chunk_size, memory_limit=memory_limit, gram_limit=gram_limit,
+        )
+        n_eff = feats.n
+        log_jac = None if feats.prep.log_jac is None else feats.prep.log_jac.cpu().numpy()
+        const = float(special.digamma(n_eff) - special.digamma(k))
+        if ordered:
+            extra["nn_lag_fraction"] = nn_lag_fraction(idx[:, 0])
+        for method in todo:
+            t = _terms(method, dist[:, k - 1], d, log_jac)
+            t_next = _terms(method, dist[:, k], d, log_jac) if dist.shape[1] > k else None
+            se, se_iid, tau = _stderrs(t, t_next, idx[:, :k], ordered)
+            if ordered:
+                extra["tau"] = tau
+            out[method] = EntropyEstimate(
+                value=float(np.mean(t)) + const, stderr=se, method=method, n=n_eff, dim=d, k=k,
+                n_duplicates=n_dup, n_input=n, intrinsic_dim=d - 1, stderr_iid=se_iid,
+                mean_log_jacobian=None if log_jac is None else float(np.mean(log_jac)),
+                backend=used, device=str(device) if used == "torch" else "cpu", **extra,
+            )
+    return {m: out[m] for m in methods}
 
 
 def sphere_entropy(
@@ -273,6 +293,38 @@ def sphere_entropy(
         memory_limit=memory_limit, gram_limit=gram_limit, ordered=bool(ordered),
     )
     return est if return_details else est.value
+
+
+def sphere_entropy_methods(
+    x: Any,
+    methods: tuple[str, ...] | list[str] = METHODS,
+    k: int = 1,
+    *,
+    device: str | torch.device | None = None,
+    chunk_size: int | None = None,
+    duplicates: DuplicatePolicy = "drop",
+    duplicate_tol: float = DEFAULT_SPHERE_DUPLICATE_TOL,
+    backend: Backend = "auto",
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    gram_limit: int = DEFAULT_GRAM_LIMIT,
+    ordered: bool = False,
+) -> dict[str, EntropyEstimate]:
+    """:func:`sphere_entropy` by several estimators at once: ``{method: EntropyEstimate}``.
+
+    ``"cap"``, ``"geodesic"`` and ``"chordal"`` share one nearest-neighbour search (their
+    neighbours are the same); ``"angles"`` needs a second one in its chart.  Each estimate is the
+    one :func:`sphere_entropy` returns with that method and the same options.
+    """
+    methods = tuple(_check_method(m) for m in methods)
+    if not methods:
+        raise ValueError(f"methods is empty; choose from {METHODS}")
+    k = check_k(k)
+    duplicates = check_duplicates(duplicates)
+    return _sphere_estimates(
+        as_input(x), methods, k, device=resolve_device(device), chunk_size=chunk_size,
+        duplicates=duplicates, duplicate_tol=float(duplicate_tol), backend=backend,
+        memory_limit=memory_limit, gram_limit=gram_limit, ordered=bool(ordered),
+    )
 
 
 def sphere_entropy_batch(
