@@ -32,23 +32,29 @@ def test_isotropic_end_to_end(tmp_path, capsys):
     assert "2 grid point(s)" in stdout
 
 
-def test_isotropic_queue_every_auto(tmp_path, capsys):
-    """``--queue-every auto`` resolves to ⌈2/η̃⌉ and records it; a window too short for it, or a
-    word that is not 'auto', is a one-line error with exit 2 and nothing written."""
+def test_isotropic_queue_every_auto(tmp_path, capsys, caplog):
+    """``--queue-every`` is ``auto`` by default: ⌈2/η̃⌉, recorded; a window too short for it runs at
+    the largest stride that fits and says so (a warning, kept in settings.json); a word that is not 'auto' is a one-line
+    error with exit 2 and nothing written."""
     import json
 
     out = tmp_path / "auto"
     args = ["isotropic", "--protocol", "fixed-elr", "--lr", "0.05", "--wd", "0.01", "--dim", "3",
             "--iters", "20000", "--queue-size", "100", "--no-report"]
-    code, _, _ = run_cli([*args, "--queue-every", "auto", "--out", str(out)], capsys)
-    assert code == 0
-    assert json.loads((out / "settings.json").read_text())["queue_every"] == 40
+    code, _, err = run_cli([*args, "--out", str(out)], capsys)
+    assert code == 0 and "--queue-every auto" not in err
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["queue_every"] == 40 and settings["queue_every_auto"] is True
     assert pd.read_csv(out / "results.csv")["queue_every"].iloc[0] == 40
-    for bad, msg in (("auto", "--queue-every auto: the slowest point"), ("often", "--queue-every 'often'")):
-        target = tmp_path / f"bad-{bad}"
-        code, _, err = run_cli([*args[:-3], "--queue-size", "1000", "--no-report", "--queue-every", bad,
-                                "--out", str(target)], capsys)
-        assert code == 2 and msg in err and err.count("\n") == 1 and not target.exists()
+    short = tmp_path / "short"
+    with caplog.at_level("WARNING", logger="sgdthermo"):
+        code, _, _ = run_cli([*args[:-3], "--queue-size", "1000", "--no-report", "--out", str(short)], capsys)
+    assert code == 0 and "--queue-every auto: the slowest point" in caplog.text and "using 10," in caplog.text
+    settings = json.loads((short / "settings.json").read_text())
+    assert settings["queue_every"] == 10 and settings["queue_every_note"] in caplog.text
+    target = tmp_path / "bad"
+    code, _, err = run_cli([*args, "--queue-every", "often", "--out", str(target)], capsys)
+    assert code == 2 and "--queue-every 'often'" in err and err.count("\n") == 1 and not target.exists()
 
 
 def test_isotropic_sphere_with_report(tmp_path, capsys):

@@ -1,5 +1,7 @@
 """The isotropic simulator against the exact stationary state of the VMF model."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -126,11 +128,13 @@ def test_auto_queue_every_from_the_slowest_direction():
     from sgdthermo.isotropic import auto_queue_every
 
     kw = dict(wd=np.array([0.01]), dim=3, sigma=1.0, iters=400_000, queue_size=1000, burn_in=0.5)
-    assert auto_queue_every("fixed-elr", lr=np.array([0.02, 0.05]), **kw) == 100
+    assert auto_queue_every("fixed-elr", lr=np.array([0.02, 0.05]), **kw) == (100, "")
     elr = float(theory.stationary_elr(lr=0.01, wd=0.01, sigma=1.0, d=3))
-    assert auto_queue_every("fixed-lr", lr=np.array([0.01, 0.1]), **kw) == int(np.ceil(2 / elr))
-    with pytest.raises(ValueError, match=r"--queue-every auto: .* use --iters \d+ or more"):
-        auto_queue_every("fixed-sphere", lr=np.array([0.001]), **kw)
+    assert auto_queue_every("fixed-lr", lr=np.array([0.01, 0.1]), **kw) == (int(np.ceil(2 / elr)), "")
+    # 2/η̃ = 2000 steps x 999 gaps > the 200 000-step window: the widest stride that fits, said so
+    every, note = auto_queue_every("fixed-sphere", lr=np.array([0.001]), **kw)
+    assert every == 200 and (1000 - 1) * every + 1 <= 200_000
+    assert re.search(r"needs snapshots 2000 steps apart.*using 200.*--iters 3996002 or more", note)
 
 
 def test_auto_stride_gives_trusted_entropies_in_high_dimension():
@@ -140,8 +144,8 @@ def test_auto_stride_gives_trusted_entropies_in_high_dimension():
     from sgdthermo.isotropic import auto_queue_every
 
     lr, radius = np.array([0.02, 0.05]), np.array([1.0])
-    every = auto_queue_every("fixed-sphere", lr=lr, wd=None, dim=100, sigma=1.0, iters=200_000,
-                             queue_size=400, burn_in=0.5)
+    every, _ = auto_queue_every("fixed-sphere", lr=lr, wd=None, dim=100, sigma=1.0, iters=200_000,
+                                queue_size=400, burn_in=0.5)
     assert every == 100
     kw = dict(lr=lr, radius=radius, dim=100, iters=200_000, queue_size=400, seed=5)
     good = simulate_isotropic("fixed-sphere", queue_every=every, **kw).table

@@ -248,22 +248,64 @@ def test_after_step_accumulates_interval_means(digits):
 def test_queue_fills_in_ring_order(digits):
     run = Run(digits, queue_size=3, queue_every=2)
     d = run.meas.d
-    assert d == sum(p.numel() for p in run.si) and run.meas.queue.shape == (3, d)
+    q = run.meas.queue
+    assert d == sum(p.numel() for p in run.si) and q.data.shape == (3, d)
     assert run.meas.queue_bytes == 3 * d * 4  # float32
     snaps = {}
     for _ in range(10):
         run.step()
         n = run.step_no
-        assert run.meas.queue_count == n // 2  # a snapshot exactly every queue_every steps
+        assert q.valid == min(3, n // 2)  # a snapshot exactly every queue_every steps
         if n % 2 == 0:
             snaps[n] = run.flat_si().clone()
             slot = (n // 2 - 1) % 3
-            assert torch.equal(run.meas.queue[slot], snaps[n])
+            assert torch.equal(q.data[slot], snaps[n]) and int(q.step[slot]) == n
     # 5 snapshots in 3 slots: steps 8, 10 overwrote slots 0, 1; slot 2 still holds step 6
-    q = run.meas.queue
-    assert torch.equal(q[0], snaps[8]) and torch.equal(q[1], snaps[10]) and torch.equal(q[2], snaps[6])
+    assert torch.equal(q.data[0], snaps[8]) and torch.equal(q.data[1], snaps[10]) and torch.equal(q.data[2], snaps[6])
     expect_rho = torch.stack([snaps[s].double().norm() for s in (8, 10, 6)])
-    assert torch.equal(run.meas.queue_rho, expect_rho)
+    assert torch.equal(q.rho, expect_rho)
+    # time order, oldest first
+    assert torch.equal(q.ordered(), torch.stack([snaps[s] for s in (6, 8, 10)]).double())
+
+
+def test_auto_queue_spaces_snapshots_by_the_measured_correlation():
+    """``queue_every="auto"``: a queue fed an AR(1) sequence of directions with correlation time
+    τ = (1+φ)/(2(1−φ)) = 9.5 steps (φ = 0.9) raises its stride from 1 to a power of two ≥ 2τ, keeps
+    only the snapshots on the new stride, and ends with nearly independent snapshots; the stride
+    stops at ``max_stride`` with a note when the window is too short."""
+    from sgdthermo.nn.measure import EntropyQueue
+    from sgdthermo.stats import autocorr_time
+
+    d, phi = 50, 0.9
+    rng = np.random.default_rng(3)
+    x = np.zeros(d)
+    x[0] = 20.0
+    steps = {}
+
+    def feed(q, n):
+        nonlocal x
+        for t in range(1, n + 1):
+            x = phi * x + np.sqrt(1 - phi**2) * rng.normal(size=d)
+            x[0] = 20.0
+            w = torch.tensor(x)
+            steps[t] = w
+            if q.wants(t):
+                q.push(t, [w])
+            if t % 500 == 0:
+                q.adapt()
+
+    q = EntropyQueue(200, d, stride="auto", dtype=torch.float64, device=torch.device("cpu"))
+    feed(q, 12_000)
+    assert q.stride in (32, 64) and q.note == ""  # 2τ = 19 asks for ≥ 19; τ is measured with noise
+    held = q.step[q.order()].numpy()
+    assert np.all(held % q.stride == 0) and np.all(np.diff(held) == q.stride)
+    assert torch.equal(q.ordered(), torch.stack([steps[int(t)] for t in held]))
+    # the held snapshots are nearly independent (τ = ½ when independent)
+    assert float(np.max(autocorr_time(q.proj[q.order()].T.numpy()))) < 1.0
+    capped = EntropyQueue(200, d, stride="auto", dtype=torch.float64, device=torch.device("cpu"), max_stride=4)
+    x[:] = 0.0
+    feed(capped, 3000)
+    assert capped.stride == 4 and "do not fit the stationary window" in capped.note
 
 
 def test_entropy_only_after_a_complete_refill(digits):
@@ -277,7 +319,7 @@ def test_entropy_only_after_a_complete_refill(digits):
             assert math.isfinite(row["S"]) == finite[step] == math.isfinite(row["S_sphere_err"])
             if finite[step]:
                 # S = S_u + (d−1) log ρ̄, ρ̄ the mean norm of the queued snapshots
-                rho_q = float(run.meas.queue_rho.mean())
+                rho_q = float(run.meas.queue.rho.mean())
                 # float64 arithmetic on a value of magnitude ~d: a few ulps
                 assert row["S"] == pytest.approx(row["S_sphere"] + (run.meas.d - 1) * math.log(rho_q),
                                                  rel=1e-12)
@@ -353,15 +395,19 @@ def test_state_dict_round_trip_gives_the_same_next_rows(digits):
 
 
 def test_state_dict_restores_into_a_fresh_measurement(digits):
-    a = Run(digits, queue_size=4, queue_every=1)
-    for _ in range(5):
-        a.step()
-    state = a.state()["meas"]
-    fresh = Measurement(a.model, a.si, a.opt, F.cross_entropy, digits, a.cfg)
-    fresh.load_state_dict(state)
-    assert fresh.queue_count == 5 and fresh.acc == a.meas.acc
-    assert torch.equal(fresh.queue, a.meas.queue) and torch.equal(fresh.queue_rho, a.meas.queue_rho)
-    _same_row(a.meas.log(5), fresh.log(5))
+    for every in (1, "auto"):
+        a = Run(digits, queue_size=4, queue_every=every)
+        for _ in range(5):
+            a.step()
+        state = a.state()["meas"]
+        fresh = Measurement(a.model, a.si, a.opt, F.cross_entropy, digits, a.cfg)
+        fresh.load_state_dict(state)
+        qa, qf = a.meas.queue, fresh.queue
+        assert qf.valid == 4 and fresh.acc == a.meas.acc
+        assert (qf.stride, qf.head, qf.last_estimate_step) == (qa.stride, qa.head, qa.last_estimate_step)
+        for key in ("data", "rho", "step", "proj"):
+            assert torch.equal(getattr(qf, key), getattr(qa, key))
+        _same_row(a.meas.log(5), fresh.log(5))
 
 
 def test_measuring_does_not_change_the_trajectory(digits):

@@ -90,9 +90,15 @@ def add_training_options(parser: argparse.ArgumentParser | Any, *, sweep: bool) 
     required. ``sweep``: SPEC strings for the options that can be grid axes, typed flags for
     the others, every default None (unset: the file's or TrainConfig's value).
     """
-    from ..nn.config import OPTIONS, field_default, field_kind
+    from ..nn.config import OPTIONS, field_default, field_kind, parse_stride
 
-    types = {"int": int, "float": float, "str": str}
+    def stride(text: str) -> int | str:
+        try:
+            return parse_stride("", text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer or 'auto'") from None
+
+    types = {"int": int, "float": float, "str": str, "stride": stride}
     for opt in OPTIONS:
         if sweep and not opt.sweep:
             continue

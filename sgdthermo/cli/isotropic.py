@@ -19,9 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--iters", type=int, default=200_000, help="steps (default 200000)")
     p.add_argument("--burn-in", type=float, default=0.5, help="fraction discarded (default 0.5)")
     p.add_argument("--queue-size", type=int, default=1000, help="entropy queue length N")
-    p.add_argument("--queue-every", default="50",
-                   help="steps between queue entries, or 'auto': twice the slowest point's direction "
-                        "correlation time 1/η̃ (default 50)")
+    p.add_argument("--queue-every", default="auto",
+                   help="steps between queue entries, or 'auto' (default): twice the slowest point's "
+                        "direction correlation time 1/η̃, or the most the window allows (said so)")
     p.add_argument("--entropy-method", default=None, help="sphere entropy estimator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-report", action="store_true", help="skip report.md and figures")
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import io
-    from ..isotropic import auto_queue_every, simulate_isotropic, validate_settings
+    from ..isotropic import simulate_isotropic, validate_settings
     from ..specs import parse_spec
 
     try:
@@ -40,31 +40,24 @@ def run(args: argparse.Namespace) -> int:
         wd = None if args.wd is None else parse_spec(args.wd, "wd")
         radius = None if args.radius is None else parse_spec(args.radius, "radius")
 
-        def validate(queue_every: int) -> None:
-            validate_settings(
-                args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
-                iters=args.iters, queue_size=args.queue_size, queue_every=queue_every,
-                burn_in=args.burn_in, entropy_method=args.entropy_method,
-            )
-
-        if args.queue_every == "auto":
-            validate(1)  # the stride is derived from the other settings: they must be valid first
-            args.queue_every = auto_queue_every(
-                args.protocol, lr=lr, wd=wd, dim=args.dim, sigma=args.sigma, iters=args.iters,
-                queue_size=args.queue_size, burn_in=args.burn_in)
-        else:
+        every = args.queue_every
+        if every != "auto":
             try:
-                args.queue_every = int(args.queue_every)
+                every = int(every)
             except ValueError:
-                raise ValueError(f"--queue-every {args.queue_every!r}: expected a positive integer or 'auto'") from None
-            validate(args.queue_every)
+                raise ValueError(f"--queue-every {every!r}: expected a positive integer or 'auto'") from None
+        validate_settings(
+            args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
+            iters=args.iters, queue_size=args.queue_size, queue_every=1 if every == "auto" else every,
+            burn_in=args.burn_in, entropy_method=args.entropy_method,
+        )
         out = io.check_output_folder(args.out, marker="results.csv", force=args.force)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     res = simulate_isotropic(
         args.protocol, lr=lr, wd=wd, radius=radius, dim=args.dim, sigma=args.sigma,
         iters=args.iters, burn_in=args.burn_in, queue_size=args.queue_size,
-        queue_every=args.queue_every, seed=args.seed, entropy_method=args.entropy_method,
+        queue_every=every, seed=args.seed, entropy_method=args.entropy_method,
         progress=StepProgress(args.protocol),
     )
     out.mkdir(exist_ok=True)

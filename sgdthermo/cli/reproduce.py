@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--grid", type=int, help="override the grid size per axis")
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--queue-size", type=int, help="override the entropy queue length")
-    p.add_argument("--queue-every", type=int, help="override the steps between queue entries")
+    p.add_argument("--queue-every", help="override the steps between queue entries (a number or 'auto')")
     p.add_argument("--force", action="store_true", help="recompute finished protocols or runs")
     nn = p.add_argument_group("nn (network grids)")
     nn.add_argument("--preset", default="digits", help="digits (CPU), cifar10-convnet, cifar10-resnet18, "
@@ -69,14 +69,20 @@ def _isotropic(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..reproduce import DEFAULT, PAPER, preset_with, reproduce_isotropic
 
-    minimum = {"iters": 100, "grid": 3, "queue_size": 2, "queue_every": 1}
-    for name, low in minimum.items():
-        v = getattr(args, name)
-        if v is not None and v < low:
+    every = args.queue_every
+    if every is not None and every != "auto":
+        try:
+            every = int(every)
+        except ValueError:
+            raise UsageError(f"--queue-every {every!r}: expected a positive integer or 'auto'") from None
+    minimum = {"iters": 100, "grid": 3, "queue_size": 2}
+    for name, low in (*minimum.items(), ("queue_every", 1)):
+        v = every if name == "queue_every" else getattr(args, name)
+        if v is not None and v != "auto" and v < low:
             raise UsageError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
     preset = preset_with(PAPER if args.paper else DEFAULT, iters=args.iters, n_grid=args.grid,
-                         seed=args.seed, queue_size=args.queue_size, queue_every=args.queue_every)
-    span = (preset.queue_size - 1) * preset.queue_every + 1
+                         seed=args.seed, queue_size=args.queue_size, queue_every=every)
+    span = (preset.queue_size - 1) * (1 if preset.queue_every == "auto" else preset.queue_every) + 1
     if span > preset.iters - int(preset.burn_in * preset.iters):
         raise UsageError(f"--iters {preset.iters}: too few for the entropy queue ({span} steps "
                          f"in the stationary half); use at least {2 * span}")

@@ -35,6 +35,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,8 @@ __all__ = [
     "validate_settings",
     "vmf_loss",
 ]
+
+_log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -88,7 +91,7 @@ def validate_settings(
     if not isinstance(queue_size, (int, np.integer)) or queue_size < 2:
         raise ValueError(f"--queue-size {queue_size}: must be an integer >= 2")
     if not isinstance(queue_every, (int, np.integer)) or queue_every < 1:
-        raise ValueError(f"--queue-every {queue_every}: must be an integer >= 1")
+        raise ValueError(f"--queue-every {queue_every!r}: must be an integer >= 1 or 'auto'")
     if not (0.0 <= burn_in < 1.0):
         raise ValueError(f"--burn-in {burn_in:g}: must be in [0, 1)")
     window = iters - int(burn_in * iters)
@@ -108,11 +111,16 @@ AUTO_STRIDE_FACTOR: float = 2.0
 def auto_queue_every(
     protocol: str, *, lr: np.ndarray, wd: np.ndarray | None, dim: int, sigma: float,
     iters: int, queue_size: int, burn_in: float,
-) -> int:
-    """The queue stride for ``--queue-every auto``: ``⌈2 τ_u⌉`` steps for the grid's slowest point,
-    ``τ_u = 1/η̃`` (:func:`sgdthermo.theory.direction_correlation_steps`; fixed LR: the stationary
-    η̃ = η/ρ*², :func:`sgdthermo.theory.stationary_elr`). Raises ``ValueError`` when the queue at
-    that stride does not fit the stationary window, naming what would."""
+) -> tuple[int, str]:
+    """The queue stride for ``queue_every="auto"`` and a note (empty when all is well).
+
+    The stride is ``⌈2 τ_u⌉`` steps for the grid's slowest point, ``τ_u = 1/η̃``
+    (:func:`sgdthermo.theory.direction_correlation_steps`; fixed LR: the stationary
+    η̃ = η/ρ*², :func:`sgdthermo.theory.stationary_elr`).  When ``queue_size`` snapshots that far
+    apart do not fit the stationary window, the stride is the largest that fits and the note says
+    so plainly, with the ``--iters`` or ``--queue-size`` that would fit; the entropies of the
+    points it leaves correlated are then flagged by their measured correlation (``entropy_ok``).
+    """
     lr = np.asarray(lr, dtype=float)
     if protocol == "fixed-lr":
         elr = np.asarray(theory.stationary_elr(lr=lr[:, None], wd=np.asarray(wd, float)[None, :],
@@ -122,14 +130,16 @@ def auto_queue_every(
     every = int(math.ceil(AUTO_STRIDE_FACTOR * float(np.max(theory.direction_correlation_steps(elr)))))
     window = iters - int(burn_in * iters)
     span = (queue_size - 1) * every + 1
-    if span > window:
-        need = int(math.ceil(span / (1.0 - burn_in)))
-        raise ValueError(
-            f"--queue-every auto: the slowest point (η̃ = {float(np.min(elr)):.3g}) needs snapshots "
-            f"{every} steps apart, so {queue_size} of them span {span} steps, more than the "
-            f"stationary window ({window} of --iters {iters}); use --iters {need} or more, "
-            f"--queue-size {max(2, window // every + 1)} or less, or an explicit --queue-every")
-    return every
+    if span <= window:
+        return every, ""
+    fits = max(1, (window - 1) // (queue_size - 1))
+    need = int(math.ceil(span / (1.0 - burn_in)))
+    return fits, (
+        f"--queue-every auto: the slowest point (η̃ = {float(np.min(elr)):.3g}) needs snapshots "
+        f"{every} steps apart, and {queue_size} of them do not fit the stationary window "
+        f"({window} of --iters {iters} steps); using {fits}, so entropies whose snapshots stay "
+        f"correlated are flagged; for independent snapshots use --iters {need} or more or "
+        f"--queue-size {max(2, (window - 1) // every + 1)} or less")
 
 
 def vmf_loss(mu: np.ndarray) -> Callable:
@@ -231,7 +241,7 @@ def simulate_isotropic(
     sigma: float = 1.0,
     iters: int = 200_000,
     queue_size: int = 1000,
-    queue_every: int = 50,
+    queue_every: int | str = "auto",
     burn_in: float = 0.5,
     n_blocks: int = 1000,
     seed: int = 0,
@@ -260,7 +270,9 @@ def simulate_isotropic(
         Steps; the fraction discarded before the stationary window; time resolution of
         the kept statistics (block averages).
     queue_size, queue_every
-        Entropy queue: N weights, one every k steps, ending at the last step.
+        Entropy queue: N weights, one every k steps, ending at the last step. ``"auto"``
+        (default): twice the slowest point's direction correlation time, or the most that fits
+        the window (:func:`auto_queue_every`; its note is logged and kept in ``settings``).
     seed, streams
         Master seed; the random stream of each grid point (default: its flat index), so
         ``streams=[i]`` reproduces point ``i`` of a larger grid exactly.
@@ -279,10 +291,19 @@ def simulate_isotropic(
     lr_ax = parse_spec(lr, "lr")
     wd_ax = None if wd is None else parse_spec(wd, "wd")
     rad_ax = None if radius is None else parse_spec(radius, "radius")
+    auto = isinstance(queue_every, str) and queue_every == "auto"
     validate_settings(
         protocol, dim=dim, lr=lr_ax, wd=wd_ax, radius=rad_ax, sigma=float(sigma), iters=iters,
-        queue_size=queue_size, queue_every=queue_every, burn_in=burn_in, entropy_method=entropy_method,
+        queue_size=queue_size, queue_every=1 if auto else queue_every, burn_in=burn_in,
+        entropy_method=entropy_method,
     )
+    note = ""
+    if auto:
+        queue_every, note = auto_queue_every(
+            protocol, lr=lr_ax, wd=wd_ax, dim=int(dim), sigma=float(sigma), iters=int(iters),
+            queue_size=int(queue_size), burn_in=float(burn_in))
+        if note:
+            _log.warning(note)
     t_start = time.perf_counter()
     d = int(dim)
     if protocol == "fixed-sphere":
@@ -373,7 +394,8 @@ def simulate_isotropic(
     table = _with_queue_diagnostics(table, ests)
     settings = dict(
         protocol=protocol, dim=d, sigma=float(sigma), iters=int(iters), queue_size=int(queue_size),
-        queue_every=int(queue_every), burn_in=float(burn_in), seed=int(seed),
+        queue_every=int(queue_every), queue_every_auto=auto, queue_every_note=note,
+        burn_in=float(burn_in), seed=int(seed),
         n_blocks=int(n_blocks), block_len=int(block_len), init_radius=float(init_radius),
         lr=lr_ax.tolist(), wd=None if wd_ax is None else wd_ax.tolist(),
         radius=None if rad_ax is None else rad_ax.tolist(), loss="vmf" if loss is None else "custom",

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..protocols import validate_hyperparameters
 
 __all__ = ["TrainConfig", "default_head_norm", "MODELS", "DATASETS", "LOSSES", "QUEUE_DTYPES",
-           "DEFAULT_WIDTHS", "Option", "OPTIONS", "field_kind", "field_optional", "field_default"]
+           "DEFAULT_WIDTHS", "Option", "OPTIONS", "field_kind", "parse_stride", "field_optional", "field_default"]
 
 #: Models :func:`sgdthermo.nn.models.build_model` builds.
 MODELS: tuple[str, ...] = ("convnet", "resnet18", "mlp")
@@ -71,7 +71,7 @@ class TrainConfig:
     log_per_decade: int = 20
     noise_batches: int = 8
     queue_size: int = 1000
-    queue_every: int = 25
+    queue_every: int | str = "auto"  # steps between snapshots, or "auto" (nn.measure.EntropyQueue)
     queue_dtype: str = "float32"
     entropy_method: str | None = None
     tail_fraction: float = 0.5
@@ -106,8 +106,11 @@ class TrainConfig:
         pos("init_norm", self.init_norm)
         for name in ("iters", "batch_size", "checkpoint_every", "log_every", "queue_size", "queue_every"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} {v}: must be a positive integer")
+            if name == "queue_every" and v == "auto":
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                allowed = "a positive integer or 'auto'" if name == "queue_every" else "a positive integer"
+                raise ConfigError(f"--{name.replace('_', '-')} {v!r}: must be {allowed}")
         if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
             raise ConfigError(f"--width {self.width}: must be a positive integer")
         if self.noise_batches < 2:
@@ -197,7 +200,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_every", "log period up to step 10000, log-spaced after"),
     Option("noise_batches", "minibatch gradients per log point for tr Σ"),
     Option("queue_size", "entropy queue length (paper: 4000)"),
-    Option("queue_every", "steps between snapshots (paper: 25)"),
+    Option("queue_every", "steps between snapshots (paper: 25), or auto: at least two correlation "
+                          "times, measured as the run goes"),
     Option("queue_dtype", f"storage dtype of the snapshots: {', '.join(QUEUE_DTYPES)}"),
     Option("entropy_method", "sphere entropy estimator"),
     Option("device", "cpu, cuda, cuda:N or auto"),
@@ -206,14 +210,32 @@ OPTIONS: tuple[Option, ...] = (
 
 
 def field_kind(name: str) -> str:
-    """``"int"``, ``"float"``, ``"str"``, ``"bool"`` or ``"dict"``: the type of a TrainConfig field."""
+    """``"int"``, ``"float"``, ``"str"``, ``"bool"``, ``"dict"`` or ``"stride"`` (a positive
+    integer or ``"auto"``): the type of a TrainConfig field."""
     t = str(_FIELDS[name].type)
     if t.startswith("dict"):
         return "dict"
+    if t.replace(" ", "") == "int|str":
+        return "stride"
     for k in ("bool", "float", "int", "str"):
         if k in t.replace("|", " ").split():
             return k
     return "str"  # pragma: no cover - every field has one of the above
+
+
+def parse_stride(flag: str, v: Any) -> int | str:
+    """A stride setting: ``"auto"`` or a positive integer (from a number or its text)."""
+    if isinstance(v, str) and v.strip() == "auto":
+        return "auto"
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        f = float(v)
+        if not math.isfinite(f) or f != int(f) or f < 1:
+            raise ValueError
+        return int(f)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} {v!r}: expected a positive integer or 'auto'") from None
 
 
 def field_optional(name: str) -> bool:

@@ -23,10 +23,11 @@ identity needs only :math:`E\|g_B(u)\|^2 = \rho^2 E\|g_B(w)\|^2`, which every tr
 provides for free (``grad_sq_unit`` of the optimizer's last step): its running mean between
 log points is kept as ``grad_sq_unit``.
 
-Entropy: snapshots of the scale-invariant group are pushed into a ring buffer (``queue_size``
-entries every ``queue_every`` steps, stored in ``queue_dtype``, memory bounded and reported);
-the entropy of their directions on :math:`S^{d-1}` is estimated whenever the queue has been
-refilled completely since the last estimate, and :math:`S = S_u + (d-1)\log\bar\rho`.
+Entropy: snapshots of the scale-invariant group are pushed into a queue (:class:`EntropyQueue`:
+``queue_size`` entries every ``queue_every`` steps, or with ``"auto"`` a stride that follows the
+run's measured correlation; stored in ``queue_dtype``, memory bounded and reported); the entropy
+of their directions on :math:`S^{d-1}` is estimated whenever the queue has been refilled
+completely since the last estimate, and :math:`S = S_u + (d-1)\log\bar\rho`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from torch import nn
 
 from .. import theory
 
-__all__ = ["MeasureConfig", "Measurement", "log_schedule", "gradient_noise", "QUEUE_COLUMNS"]
+__all__ = ["MeasureConfig", "Measurement", "EntropyQueue", "log_schedule", "gradient_noise", "QUEUE_COLUMNS"]
 
 #: The entropy queue's correlation at each entropy estimate (:mod:`sgdthermo.entropy.correlation`):
 #: τ in snapshots (½ when independent), the independent snapshots N/(2τ), and the fraction of
@@ -66,9 +67,10 @@ class MeasureConfig:
     noise_batches: int = 8  # K minibatch gradients per log point for ∇L and tr Σ
     batch_size: int = 128
     queue_size: int = 1000
-    queue_every: int = 25
+    queue_every: int | str = "auto"  # steps, or "auto" (:class:`EntropyQueue`)
     queue_dtype: str = "float32"
     entropy_method: str | None = None
+    max_queue_every: int | None = None  # ceiling of the "auto" stride (a full queue in the window)
     eval_batch_size: int = 1024
     seed: int = 0
 
@@ -142,6 +144,140 @@ def evaluate(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tens
     return tot_loss / n, correct / n
 
 
+#: ``queue_every="auto"``: snapshots at least this many correlation times apart.
+AUTO_STRIDE_FACTOR: float = 2.0
+#: Random directions the snapshots are projected onto to measure their correlation online.
+AUTO_PROJECTIONS: int = 8
+#: Fewest snapshots from which ``auto`` measures a correlation time.
+AUTO_MIN_SNAPSHOTS: int = 32
+
+
+class EntropyQueue:
+    r"""The last ``size`` snapshots of a flat parameter group, taken every ``stride`` steps.
+
+    With a fixed stride it is a plain ring buffer.  With ``auto=True`` the stride starts at 1
+    step and follows the run's own measured correlation: every snapshot's direction is projected
+    onto :data:`AUTO_PROJECTIONS` fixed random directions (O(d) per snapshot), and
+    :meth:`adapt` (called at log points) measures the integrated autocorrelation time τ of those
+    projections in snapshots (:func:`sgdthermo.stats.autocorr_time`, ½ when independent).  When
+    τ > 1 the stride is multiplied by the power of two ≥ :data:`AUTO_STRIDE_FACTOR`·τ, so that the
+    snapshots end up at least two correlation times apart, and the queue is thinned to the
+    snapshots that lie on the new stride (they stay valid; the rest refill).  The stride never
+    exceeds ``max_stride`` (the most for which a full queue fits the run's stationary window);
+    when the correlation asks for more, :attr:`note` says so and the entropy is flagged by its
+    measured correlation (``entropy_ok``).
+    """
+
+    def __init__(self, size: int, d: int, *, stride: int | str, dtype: torch.dtype, device: torch.device,
+                 max_stride: int | None = None, seed: int = 0) -> None:
+        self.size, self.d = int(size), int(d)
+        self.auto = stride == "auto"
+        self.stride = 1 if self.auto else int(stride)
+        self.max_stride = None if max_stride is None else max(1, int(max_stride))
+        self.data = torch.zeros(self.size, self.d, dtype=dtype, device=device)
+        self.rho = torch.zeros(self.size, dtype=torch.float64)
+        self.step = torch.full((self.size,), -1, dtype=torch.int64)
+        self.proj = torch.zeros(self.size, AUTO_PROJECTIONS if self.auto else 0, dtype=torch.float64)
+        self.head = 0  # next slot
+        self.valid = 0  # snapshots held
+        self.last_estimate_step = -1
+        self.note = ""
+        self._dirs = None
+        if self.auto:
+            g = torch.Generator(device="cpu").manual_seed(int(seed) + 104729)
+            q = torch.randn(AUTO_PROJECTIONS, self.d, generator=g, dtype=torch.float64)
+            self._dirs = (q / q.norm(dim=1, keepdim=True)).to(device)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+    @property
+    def full(self) -> bool:
+        return self.valid >= self.size
+
+    @property
+    def fresh(self) -> int:
+        """Snapshots taken since the last entropy estimate."""
+        return int((self.step > self.last_estimate_step).sum())
+
+    def wants(self, step: int) -> bool:
+        return step % self.stride == 0
+
+    @torch.no_grad()
+    def push(self, step: int, params: Sequence[torch.Tensor]) -> None:
+        row = self.data[self.head]
+        off = 0
+        for p in params:
+            n = p.numel()
+            row[off:off + n].copy_(p.detach().reshape(-1))
+            off += n
+        flat = row.double()
+        rho = float(flat.norm())
+        self.rho[self.head] = rho
+        self.step[self.head] = int(step)
+        if self.auto:
+            self.proj[self.head] = (self._dirs @ flat / rho).cpu()
+        self.head = (self.head + 1) % self.size
+        self.valid = min(self.valid + 1, self.size)
+
+    def order(self) -> torch.Tensor:
+        """Slots of the held snapshots, oldest first."""
+        held = torch.nonzero(self.step >= 0).flatten()
+        return held[torch.argsort(self.step[held])]
+
+    def ordered(self) -> torch.Tensor:
+        """The held snapshots in float64, oldest first (time order = row order)."""
+        idx = self.order().to(self.data.device)
+        return self.data.index_select(0, idx).double()
+
+    def mark_estimated(self) -> None:
+        self.last_estimate_step = int(self.step.max())
+
+    def adapt(self) -> None:
+        """``auto`` only: raise the stride when the held snapshots are correlated (class doc)."""
+        if not self.auto or self.valid < AUTO_MIN_SNAPSHOTS:
+            return
+        from ..stats import autocorr_time
+
+        series = self.proj[self.order()].T.numpy()
+        tau = float(np.max(autocorr_time(series)))
+        if not np.isfinite(tau) or tau <= 1.0:
+            return
+        factor = 2 ** int(math.ceil(math.log2(AUTO_STRIDE_FACTOR * tau)))
+        want = self.stride * factor
+        new = want if self.max_stride is None else min(want, self.max_stride)
+        if self.max_stride is not None and want > self.max_stride:
+            self.note = (f"--queue-every auto: snapshots {self.stride} steps apart are correlated "
+                         f"(τ = {tau:.1f} snapshots), which asks for about {want} steps between them; "
+                         f"{self.size} such snapshots do not fit the stationary window, so the stride "
+                         f"stays at most {self.max_stride}; use more --iters or a smaller --queue-size")
+        if new <= self.stride:
+            return
+        self._thin(new)
+
+    def _thin(self, stride: int) -> None:
+        keep = [int(i) for i in self.order() if int(self.step[i]) % stride == 0]
+        m = len(keep)
+        idx = torch.tensor(keep, dtype=torch.int64)
+        self.data[:m] = self.data.index_select(0, idx.to(self.data.device))
+        self.rho[:m], self.step[:m], self.proj[:m] = self.rho[idx], self.step[idx], self.proj[idx]
+        self.step[m:] = -1
+        self.valid, self.head, self.stride = m, m % self.size, int(stride)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.data.cpu(), "rho": self.rho, "step": self.step, "proj": self.proj,
+                "head": self.head, "valid": self.valid, "stride": self.stride,
+                "last_estimate_step": self.last_estimate_step, "note": self.note}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.data.copy_(state["data"].to(self.data.device))
+        for key in ("rho", "step", "proj"):
+            getattr(self, key).copy_(state[key])
+        self.head, self.valid, self.stride = int(state["head"]), int(state["valid"]), int(state["stride"])
+        self.last_estimate_step, self.note = int(state["last_estimate_step"]), str(state["note"])
+
+
 class Measurement:
     """Thermodynamic measurement of a training run (attach to any loop).
 
@@ -167,17 +303,15 @@ class Measurement:
             raise ValueError(f"noise_batches {self.cfg.noise_batches}: must be at least 2")
         dev = self.params[0].device
         self.gen = torch.Generator(device="cpu").manual_seed(int(self.cfg.seed) + 7919)
-        dtype = getattr(torch, self.cfg.queue_dtype)
-        self.queue = torch.zeros(self.cfg.queue_size, self.d, dtype=dtype, device=dev)
-        self.queue_rho = torch.zeros(self.cfg.queue_size, dtype=torch.float64)
-        self.queue_count = 0
-        self.queue_count_at_entropy = 0
+        self.queue = EntropyQueue(self.cfg.queue_size, self.d, stride=self.cfg.queue_every,
+                                  dtype=getattr(torch, self.cfg.queue_dtype), device=dev,
+                                  max_stride=self.cfg.max_queue_every, seed=self.cfg.seed)
         self._reset_acc()
 
     # ------------------------------------------------------------------ bookkeeping
     @property
     def queue_bytes(self) -> int:
-        return self.queue.numel() * self.queue.element_size()
+        return self.queue.nbytes
 
     def _reset_acc(self) -> None:
         self.acc = {"n": 0, "grad_sq_unit": 0.0, "rho": 0.0, "rho2": 0.0, "norm_excess": 0.0,
@@ -194,17 +328,8 @@ class Measurement:
         a["batch_loss"] += batch_loss
         if "norm_pre" in ls and ls["norm_pre"] is not None:
             a["norm_excess"] += ls["norm_pre"] - ls["rho"]
-        if step % self.cfg.queue_every == 0:
-            slot = self.queue_count % self.cfg.queue_size
-            with torch.no_grad():
-                row = self.queue[slot]
-                off = 0
-                for p in self.params:
-                    n = p.numel()
-                    row[off:off + n].copy_(p.detach().reshape(-1))
-                    off += n
-                self.queue_rho[slot] = float(row.double().norm())
-            self.queue_count += 1
+        if self.queue.wants(step):
+            self.queue.push(step, self.params)
 
     # ------------------------------------------------------------------ log point
     def log(self, step: int) -> dict[str, float]:
@@ -249,36 +374,27 @@ class Measurement:
         row["S_sphere"] = row["S_sphere_err"] = row["S"] = float("nan")
         for key in QUEUE_COLUMNS:
             row[key] = float("nan")
-        full = self.queue_count >= self.cfg.queue_size
-        if full and self.queue_count - self.queue_count_at_entropy >= self.cfg.queue_size:
+        q = self.queue
+        q.adapt()
+        row["queue_every"] = q.stride
+        if q.full and q.fresh >= q.size:
             kw = {} if self.cfg.entropy_method is None else {"method": self.cfg.entropy_method}
-            # the ring buffer in float64, oldest snapshot first (time order = row order), in one copy
-            oldest = self.queue_count % self.cfg.queue_size
-            ordered = torch.empty(self.queue.shape, dtype=torch.float64, device=self.queue.device)
-            ordered[: self.cfg.queue_size - oldest].copy_(self.queue[oldest:])
-            ordered[self.cfg.queue_size - oldest:].copy_(self.queue[:oldest])
-            est = sphere_entropy(ordered, return_details=True, ordered=True, **kw)
+            est = sphere_entropy(q.ordered(), return_details=True, ordered=True, **kw)
             row["S_sphere"] = float(est.value)
             row["S_sphere_err"] = float(est.stderr)
             row["queue_tau"] = float(est.queue_tau)
             row["queue_n_eff"] = float(est.n_eff)
             row["queue_nn_lag"] = float(est.nn_lag_fraction)
-            rho_q = float(self.queue_rho.mean())
-            row["S"] = float(theory.total_entropy(est.value, rho_q, self.d))
-            self.queue_count_at_entropy = self.queue_count
+            row["S"] = float(theory.total_entropy(est.value, float(q.rho.mean()), self.d))
+            q.mark_estimated()
         self._reset_acc()
         return row
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state(), "queue": self.queue.cpu(), "queue_rho": self.queue_rho,
-                "queue_count": self.queue_count, "queue_count_at_entropy": self.queue_count_at_entropy,
-                "acc": dict(self.acc)}
+        return {"gen": self.gen.get_state(), "queue": self.queue.state_dict(), "acc": dict(self.acc)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.set_state(state["gen"])
-        self.queue.copy_(state["queue"].to(self.queue.device))
-        self.queue_rho.copy_(state["queue_rho"])
-        self.queue_count = int(state["queue_count"])
-        self.queue_count_at_entropy = int(state["queue_count_at_entropy"])
+        self.queue.load_state_dict(state["queue"])
         self.acc = dict(state["acc"])

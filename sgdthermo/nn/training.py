@@ -115,7 +115,7 @@ def _setup(cfg: TrainConfig, log: Callable[[str], None]):
     meas = Measurement(model, si, opt, loss_fn, data, MeasureConfig(
         noise_batches=cfg.noise_batches, batch_size=cfg.batch_size, queue_size=cfg.queue_size,
         queue_every=cfg.queue_every, queue_dtype=cfg.queue_dtype, entropy_method=cfg.entropy_method,
-        seed=cfg.seed))
+        max_queue_every=max(1, int(cfg.tail_fraction * cfg.iters) // cfg.queue_size), seed=cfg.seed))
     return data, model, loss_fn, si, d, opt, sampler, meas, dev_rel
 
 
@@ -213,7 +213,8 @@ def train(
     metrics = pd.DataFrame(rows)
     io.write_csv(metrics, out / "metrics.csv")
     summary = summarize(metrics, cfg, d)
-    summary.update({"status": status, "message": message, "steps": step, "runtime_s": runtime})
+    summary.update({"status": status, "message": message, "steps": step, "runtime_s": runtime,
+                    "queue_stride": meas.queue.stride, "queue_note": meas.queue.note})
     if status == "diverged":
         summary["stationary"] = False
         log(f"diverged: {message}")
@@ -307,7 +308,9 @@ def summarize(metrics: pd.DataFrame, cfg: TrainConfig, d: int) -> dict[str, Any]
         for key in QUEUE_COLUMNS:
             out[key] = float(last[key]) if key in ent and pd.notna(last[key]) else None
         if out["queue_tau"] is not None and out["queue_nn_lag"] is not None:
-            ok, why = entropy_ok(out["queue_nn_lag"], cfg.queue_size, out["queue_tau"])
+            advice = ("the run is too short to space them further: more --iters or a smaller --queue-size"
+                      if cfg.queue_every == "auto" else "raise --queue-every")
+            ok, why = entropy_ok(out["queue_nn_lag"], cfg.queue_size, out["queue_tau"], advice=advice)
             out["entropy_ok"], out["entropy_note"] = bool(ok), why
         else:
             out["entropy_ok"], out["entropy_note"] = None, "queue correlation not measured"

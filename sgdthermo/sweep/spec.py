@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import first_line
-from ..nn.config import TrainConfig, field_kind, field_optional
+from ..nn.config import TrainConfig, field_kind, field_optional, parse_stride
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -77,6 +77,8 @@ def _coerce(name: str, v: Any) -> Any:
         if isinstance(v, str) and v.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
             return v.strip().lower() in ("true", "yes", "1")
         raise ValueError(f"{flag} {v!r}: must be true or false")
+    if kind == "stride":
+        return parse_stride(flag, v)
     if kind == "str":
         if not isinstance(v, str):
             raise ValueError(f"{flag} {v!r}: must be a string")
