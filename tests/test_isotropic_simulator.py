@@ -139,8 +139,10 @@ def test_auto_queue_every_from_the_slowest_direction():
 
 def test_auto_stride_gives_trusted_entropies_in_high_dimension():
     """d = 100, fixed sphere η̃ ∈ {0.02, 0.05}: at the auto stride (100 steps) every entropy is
-    trusted and within its estimator's known absolute bias of the exact VMF value (+7.8 nats at
-    N = 400, docs/entropy.md), where a 10-step stride is flagged."""
+    trusted, where a 10-step stride is flagged; the entropy *difference* between the two
+    temperatures matches the exact VMF one within 4 of its standard errors plus the default
+    estimator's measured difference bias at d = 100 (≤ 5 %, docs/entropy.md), and each value lies
+    within that estimator's known absolute bias (+17 to +21 nats here at N = 400)."""
     from sgdthermo.isotropic import auto_queue_every
 
     lr, radius = np.array([0.02, 0.05]), np.array([1.0])
@@ -151,4 +153,8 @@ def test_auto_stride_gives_trusted_entropies_in_high_dimension():
     good = simulate_isotropic("fixed-sphere", queue_every=every, **kw).table
     close = simulate_isotropic("fixed-sphere", queue_every=10, **kw).table
     assert good["entropy_ok"].all() and not close["entropy_ok"].any()
-    assert ((good["S_sphere"] - good["S_sphere_theory"]).abs() < 10).all()
+    diff = good["S_sphere"].iloc[1] - good["S_sphere"].iloc[0]
+    exact = good["S_sphere_theory"].iloc[1] - good["S_sphere_theory"].iloc[0]
+    err = float(np.hypot(*good["S_sphere_err"]))
+    assert abs(diff - exact) < 4 * err + 0.05 * abs(exact)
+    assert ((good["S_sphere"] - good["S_sphere_theory"]).abs() < 25).all()

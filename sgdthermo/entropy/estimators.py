@@ -39,8 +39,9 @@ Method = Literal["cap", "geodesic", "chordal", "angles"]
 
 #: Available sphere estimators.
 METHODS: tuple[str, ...] = ("cap", "geodesic", "chordal", "angles")
-#: The default sphere estimator: the one with the lowest measured bias (docs/entropy.md).
-DEFAULT_METHOD: str = "cap"
+#: The default sphere estimator: the most accurate on entropy *differences*, which every check
+#: uses (docs/entropy.md, "Which default and why"; ``benchmarks/entropy_bias.py``).
+DEFAULT_METHOD: str = "chordal"
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,8 +266,9 @@ def sphere_entropy(
 
     Args:
         x: (N, d) samples (numpy or torch, any real dtype), N ≥ k+1, d ≥ 2, no zero rows.
-        method: ``"cap"`` (default: exact geodesic-ball volume; lowest measured bias),
-            ``"geodesic"``, ``"chordal"`` or ``"angles"`` (the paper's); see the module docstring.
+        method: ``"chordal"`` (default: the most accurate on entropy differences), ``"cap"``
+            (exact geodesic-ball volume; least biased absolute values), ``"geodesic"`` or
+            ``"angles"`` (the paper's); see the module docstring.
         k: neighbour order of the KL estimator.
         device: torch device for the search (default CUDA when available, else CPU).
         chunk_size: rows per block of the torch search.

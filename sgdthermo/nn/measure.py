@@ -246,7 +246,9 @@ class EntropyQueue:
             return
         factor = 2 ** int(math.ceil(math.log2(AUTO_STRIDE_FACTOR * tau)))
         want = self.stride * factor
-        new = want if self.max_stride is None else min(want, self.max_stride)
+        # a multiple of the current stride, so that the held snapshots stay evenly spaced
+        cap = None if self.max_stride is None else max(self.stride, self.max_stride // self.stride * self.stride)
+        new = want if cap is None else min(want, cap)
         if self.max_stride is not None and want > self.max_stride:
             self.note = (f"--queue-every auto: snapshots {self.stride} steps apart are correlated "
                          f"(τ = {tau:.1f} snapshots), which asks for about {want} steps between them; "
