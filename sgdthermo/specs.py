@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["parse_spec", "spec_parts", "is_spec_list"]
+__all__ = ["parse_spec", "spec_parts", "is_spec_list", "parse_stride"]
 
 _FORMS = "a number, LO:HI:N (N log-spaced values, N a positive integer) or a comma list"
 
@@ -72,3 +73,18 @@ def parse_spec(spec: str | float | Sequence[float], name: str = "value") -> np.n
 def is_spec_list(value: object) -> bool:
     """True for a string that names several values (``LO:HI:N`` or a comma list)."""
     return isinstance(value, str) and (":" in value or "," in value)
+
+
+def parse_stride(flag: str, v: Any) -> int | str:
+    """A stride setting: ``"auto"`` or a positive integer (from a number or its text)."""
+    if isinstance(v, str) and v.strip() == "auto":
+        return "auto"
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        f = float(v)
+        if not math.isfinite(f) or f != int(f) or f < 1:
+            raise ValueError
+        return int(f)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} {v!r}: expected a positive integer or 'auto'") from None

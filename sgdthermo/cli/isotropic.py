@@ -33,19 +33,14 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import io
     from ..isotropic import simulate_isotropic, validate_settings
-    from ..specs import parse_spec
+    from ..specs import parse_spec, parse_stride
 
     try:
         lr = parse_spec(args.lr, "lr")
         wd = None if args.wd is None else parse_spec(args.wd, "wd")
         radius = None if args.radius is None else parse_spec(args.radius, "radius")
 
-        every = args.queue_every
-        if every != "auto":
-            try:
-                every = int(every)
-            except ValueError:
-                raise ValueError(f"--queue-every {every!r}: expected a positive integer or 'auto'") from None
+        every = parse_stride("--queue-every", args.queue_every)
         validate_settings(
             args.protocol, dim=args.dim, lr=lr, wd=wd, radius=radius, sigma=args.sigma,
             iters=args.iters, queue_size=args.queue_size, queue_every=1 if every == "auto" else every,

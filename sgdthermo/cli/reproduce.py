@@ -68,17 +68,16 @@ def _isotropic(args: argparse.Namespace) -> int:
     from .. import io
     from ..errors import ConfigError
     from ..reproduce import DEFAULT, PAPER, preset_with, reproduce_isotropic
+    from ..specs import parse_stride
 
-    every = args.queue_every
-    if every is not None and every != "auto":
-        try:
-            every = int(every)
-        except ValueError:
-            raise UsageError(f"--queue-every {every!r}: expected a positive integer or 'auto'") from None
+    try:
+        every = None if args.queue_every is None else parse_stride("--queue-every", args.queue_every)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     minimum = {"iters": 100, "grid": 3, "queue_size": 2}
-    for name, low in (*minimum.items(), ("queue_every", 1)):
-        v = every if name == "queue_every" else getattr(args, name)
-        if v is not None and v != "auto" and v < low:
+    for name, low in minimum.items():
+        v = getattr(args, name)
+        if v is not None and v < low:
             raise UsageError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
     preset = preset_with(PAPER if args.paper else DEFAULT, iters=args.iters, n_grid=args.grid,
                          seed=args.seed, queue_size=args.queue_size, queue_every=every)

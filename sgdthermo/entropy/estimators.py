@@ -286,14 +286,11 @@ def sphere_entropy(
         the estimate (float), or an :class:`EntropyEstimate` with a standard error.
     """
     method = _check_method(method)
-    k = check_k(k)
-    duplicates = check_duplicates(duplicates)
-    arr = as_input(x)
-    est = _sphere_core(
-        arr, method, k, device=resolve_device(device), chunk_size=chunk_size,
-        duplicates=duplicates, duplicate_tol=float(duplicate_tol), backend=backend,
-        memory_limit=memory_limit, gram_limit=gram_limit, ordered=bool(ordered),
-    )
+    est = sphere_entropy_methods(
+        x, (method,), k, device=device, chunk_size=chunk_size, duplicates=duplicates,
+        duplicate_tol=duplicate_tol, backend=backend, memory_limit=memory_limit,
+        gram_limit=gram_limit, ordered=ordered,
+    )[method]
     return est if return_details else est.value
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..protocols import validate_hyperparameters
+from ..specs import parse_stride
 
 __all__ = ["TrainConfig", "default_head_norm", "MODELS", "DATASETS", "LOSSES", "QUEUE_DTYPES",
            "DEFAULT_WIDTHS", "Option", "OPTIONS", "field_kind", "parse_stride", "field_optional", "field_default"]
@@ -221,21 +222,6 @@ def field_kind(name: str) -> str:
         if k in t.replace("|", " ").split():
             return k
     return "str"  # pragma: no cover - every field has one of the above
-
-
-def parse_stride(flag: str, v: Any) -> int | str:
-    """A stride setting: ``"auto"`` or a positive integer (from a number or its text)."""
-    if isinstance(v, str) and v.strip() == "auto":
-        return "auto"
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        f = float(v)
-        if not math.isfinite(f) or f != int(f) or f < 1:
-            raise ValueError
-        return int(f)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{flag} {v!r}: expected a positive integer or 'auto'") from None
 
 
 def field_optional(name: str) -> bool:
