@@ -263,3 +263,231 @@ def test_sampler_resume_via_state_dict(tmp_path):
     c = BatchSampler(1000, 16)
     c.load_state_dict(torch.load(buf, weights_only=True))
     assert torch.equal(c.next(), b.next())
+
+
+# --------------------------------------------------------------------------- CIFAR files never run code
+
+
+def _py2_pickle(obj):
+    """``obj`` pickled the way Python 2's cPickle (protocol 2) wrote the original CIFAR files:
+    ``str`` as BINSTRING (``bytes`` here), arrays via ``numpy.core.multiarray._reconstruct``
+    with the raw data as a BINSTRING. Handles dicts, lists, ints, bytes and 2-D arrays."""
+    import struct
+
+    def string(b):
+        return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<I", len(b)) + b)
+
+    def integer(v):
+        if 0 <= v < 256:
+            return b"K" + bytes([v])
+        if 0 <= v < 65536:
+            return b"M" + struct.pack("<H", v)
+        return b"J" + struct.pack("<i", v)
+
+    def enc(o):
+        if isinstance(o, dict):
+            return b"}(" + b"".join(enc(k) + enc(v) for k, v in o.items()) + b"u"
+        if isinstance(o, list):
+            return b"](" + b"".join(enc(v) for v in o) + b"e"
+        if isinstance(o, bytes):
+            return string(o)
+        if isinstance(o, int):
+            return integer(o)
+        if isinstance(o, np.ndarray):
+            assert o.dtype == np.uint8 and o.ndim == 2
+            return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
+                    b"(K\x01" + integer(o.shape[0]) + integer(o.shape[1]) + b"\x86"
+                    b"cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R"
+                    b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+                    b"\x89" + string(np.ascontiguousarray(o).tobytes()) + b"tb")
+        raise TypeError(type(o))
+
+    return b"\x80\x02" + enc(obj) + b"."
+
+
+def _write_cifar10(root, dump):
+    """A complete CIFAR-10 folder whose files are written by ``dump(path, obj)``; returns the
+    batches (bytes keys) for comparison."""
+    rng = np.random.default_rng(5)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batches[name] = _batch(rng, 10, 10, b"labels")
+        dump(folder / name, batches[name])
+    dump(folder / "batches.meta", {b"label_names": [f"class{i}".encode() for i in range(10)],
+                                   b"num_cases_per_batch": 10, b"num_vis": 3072})
+    return batches
+
+
+def _check_loaded(ds, batches):
+    tr = np.concatenate([batches[f"data_batch_{i}"][b"data"] for i in range(1, 6)])
+    mean, std = CIFAR_STATS["cifar10"]
+    m = np.array(mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    s = np.array(std, dtype=np.float32).reshape(1, 3, 1, 1)
+    expect = (tr.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0 - m) / s
+    np.testing.assert_allclose(ds.train_x.numpy(), expect, rtol=1e-6, atol=1e-6)
+    labels = np.concatenate([batches[f"data_batch_{i}"][b"labels"] for i in range(1, 6)])
+    assert ds.train_y.tolist() == labels.tolist()
+    assert ds.test_y.tolist() == list(batches["test_batch"][b"labels"])
+    assert ds.class_names == tuple(f"class{i}" for i in range(10))
+
+
+def test_cifar_python2_cpickle_files_load(tmp_path):
+    """Files as Python 2 wrote them (str keys and raw data read back with latin1) load."""
+    def dump(path, obj):
+        path.write_bytes(_py2_pickle(obj))
+
+    batches = _write_cifar10(tmp_path, dump)
+    raw = (tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes()
+    assert b"cnumpy.core.multiarray\n_reconstruct\n" in raw and b"_codecs" not in raw
+    _check_loaded(load_cifar(tmp_path, "cifar10"), batches)
+
+
+@pytest.mark.parametrize("protocol", sorted({0, 1, 2, 3, 4, pickle.DEFAULT_PROTOCOL,
+                                             pickle.HIGHEST_PROTOCOL}))
+@pytest.mark.parametrize("str_keys", [False, True])
+def test_cifar_files_of_every_pickle_protocol_load(tmp_path, protocol, str_keys):
+    """uint8 arrays, int lists, bytes and NumPy scalars load under every protocol (protocol 2
+    names ``_codecs.encode`` and ``bytes``, the latest NumPy's ``_frombuffer``)."""
+    def dump(path, obj):
+        obj = dict(obj)
+        if path.name == "batches.meta":
+            obj[b"num_vis"] = np.int64(3072)  # a NumPy scalar
+            obj[b"empty"] = b""  # bytes() under protocols 0-2
+        obj = {k.decode(): v for k, v in obj.items()} if str_keys else obj
+        with open(path, "wb") as f:
+            pickle.dump(obj, f, protocol=protocol)
+
+    batches = _write_cifar10(tmp_path, dump)
+    _check_loaded(load_cifar(tmp_path, "cifar10"), batches)
+
+
+class _Payload:
+    """Pickles as ``func(*args)``: what a crafted file would make a plain unpickler call."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _payloads(marker):
+    import builtins
+    import os
+    import subprocess
+    import sys
+
+    touch = f"open({str(marker)!r}, 'w').close()"
+    return {
+        "os.system": _Payload(os.system, f"touch '{marker}'"),
+        "exec": _Payload(builtins.exec, touch),
+        "eval": _Payload(builtins.eval, touch),
+        "subprocess": _Payload(subprocess.call, [sys.executable, "-c", touch]),
+    }
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, pickle.HIGHEST_PROTOCOL])
+@pytest.mark.parametrize("kind", ["os.system", "exec", "eval", "subprocess"])
+def test_cifar_batch_that_would_run_code_is_refused(tmp_path, cifar10_root, kind, protocol):
+    from sgdthermo.errors import ConfigError
+
+    folder = cifar10_root / "cifar-10-batches-py"
+    # the payload is live: a plain unpickler runs it
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(_payloads(control)[kind], protocol=protocol))
+    assert control.exists()
+
+    marker = tmp_path / "marker"
+    good = pickle.loads((folder / "data_batch_1").read_bytes(), encoding="bytes")
+    evil = {**good, b"data": _payloads(marker)[kind]}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(evil, protocol=protocol))
+    with pytest.raises(ConfigError, match="refused to load") as err:
+        load_cifar(cifar10_root, "cifar10")
+    msg = str(err.value)
+    assert "\n" not in msg and str(folder / "data_batch_1") in msg
+    # the global as the file names it (Python 3 writes subprocess.call as commands.call
+    # under protocols 0-2, for Python 2)
+    named = {"os.system": ["system"], "exec": ["exec"], "eval": ["eval"],
+             "subprocess": ["subprocess.call", "commands.call"]}[kind]
+    assert any(n in msg for n in named)
+    assert "not a CIFAR batch" in msg
+    assert not marker.exists()
+
+
+def test_cifar_meta_that_would_run_code_is_refused(tmp_path, cifar10_root):
+    import os
+
+    from sgdthermo.errors import ConfigError
+
+    marker = tmp_path / "marker"
+    meta = cifar10_root / "cifar-10-batches-py" / "batches.meta"
+    meta.write_bytes(pickle.dumps(_Payload(os.system, f"touch '{marker}'"), protocol=2))
+    with pytest.raises(ConfigError, match="refused to load") as err:
+        load_cifar(cifar10_root, "cifar10")
+    assert str(meta) in str(err.value) and not marker.exists()
+
+
+def test_cli_train_refuses_cifar_batch_that_would_run_code(tmp_path, cifar10_root, capsys):
+    import os
+
+    from sgdthermo.cli import main
+
+    marker = tmp_path / "marker"
+    batch = cifar10_root / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps(_Payload(os.system, f"touch '{marker}'"), protocol=2))
+    out = tmp_path / "run"
+    code = main(["train", "--model", "convnet", "--dataset", "cifar10", "--data-dir",
+                 str(cifar10_root), "--protocol", "fixed-elr", "--lr", "0.01", "--wd", "0.01",
+                 "--iters", "10", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sgdthermo: error:")
+    assert str(batch) in lines[0] and "refused to load" in lines[0]
+    assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "not a readable pickle"),
+    (b"hello, this is a text file\n", "not a readable pickle"),
+    (bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)), "not a CIFAR batch"),
+    (pickle.dumps({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 4}, protocol=2)[:-300],
+     "not a readable pickle"),
+    (pickle.dumps({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 4}, protocol=5)[:40],
+     "not a readable pickle"),
+    (pickle.dumps([1, 2, 3], protocol=2), "holds a list, expected a dict"),
+    (pickle.dumps(np.zeros(3, np.uint8), protocol=4), "holds a ndarray, expected a dict"),
+], ids=["empty", "text", "random-bytes", "truncated-p2", "truncated-p5", "list", "array"])
+def test_cifar_batch_not_a_pickle_is_one_line_error(cifar10_root, content, reason):
+    from sgdthermo.errors import ConfigError
+
+    batch = cifar10_root / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_cifar(cifar10_root, "cifar10")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{batch}: ") and reason in msg
+
+
+def test_checkpoints_loaded_with_weights_only():
+    """Every ``torch.load`` call in the package passes ``weights_only=True`` (a checkpoint
+    file must not be able to run code either)."""
+    import ast
+    from pathlib import Path
+
+    import sgdthermo
+
+    calls = []
+    for path in sorted(Path(sgdthermo.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "load" and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "torch"):
+                kw = {k.arg: k.value for k in node.keywords}
+                ok = (isinstance(kw.get("weights_only"), ast.Constant)
+                      and kw["weights_only"].value is True)
+                calls.append((f"{path.name}:{node.lineno}", ok))
+    assert calls, "no torch.load call found"
+    assert [c for c, ok in calls if not ok] == []

@@ -14,7 +14,8 @@ Sources:
   download), a fixed, seeded, stratified train/test split, normalised with the train set's
   mean and std. Small enough for CPU experiments.
 - ``cifar10`` / ``cifar100``: read directly from torchvision's on-disk "python" format
-  (no torchvision needed to read); ``download=True`` fetches it with torchvision (the
+  (no torchvision needed to read; pickles, loaded with an unpickler that admits NumPy
+  arrays and plain containers only); ``download=True`` fetches it with torchvision (the
   optional ``sgdthermo[cifar]`` extra).
 - ``synthetic``: learnable Gaussian classes, for tests.
 """
@@ -22,6 +23,7 @@ Sources:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import pickle
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError, first_line
 from .config import DATASETS
 
 __all__ = [
@@ -219,10 +222,96 @@ def load_digits(*, device: Device = "cpu", test_fraction: float = 0.25, seed: in
 # --------------------------------------------------------------------------- CIFAR
 
 
+def _numpy_global(module: str, name: str) -> Any:
+    """``numpy._core.<module>.<name>`` (NumPy 2), else ``numpy.core.<module>.<name>``."""
+    for full in (f"numpy._core.{module}", f"numpy.core.{module}"):
+        try:
+            return getattr(importlib.import_module(full), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy has no {module}.{name}")  # pragma: no cover
+
+
+def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
+    # How Python 3 pickles ``bytes`` under protocols 0-2: ``_codecs.encode(str, 'latin1')``.
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is admitted for latin1 str only")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    # How Python 3 pickles ``b""`` under protocols 0-2: ``bytes()``.
+    if args:
+        raise pickle.UnpicklingError("bytes() is admitted without arguments only")
+    return b""
+
+
+def _cifar_globals() -> dict[tuple[str, str], Any]:
+    reconstruct = _numpy_global("multiarray", "_reconstruct")
+    scalar = _numpy_global("multiarray", "scalar")
+    frombuffer = _numpy_global("numeric", "_frombuffer")
+    admitted: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+        ("builtins", "bytes"): _empty_bytes,
+        ("__builtin__", "bytes"): _empty_bytes,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        admitted[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        admitted[(f"{core}.multiarray", "scalar")] = scalar
+        admitted[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return admitted
+
+
+#: The only globals a CIFAR pickle may name: NumPy's array, dtype and scalar
+#: reconstruction (NumPy 1 and 2 module names; ``_frombuffer`` is protocol 5's), and the
+#: two helpers with which Python 3 writes ``bytes`` under protocols 0-2, restricted to that use.
+_CIFAR_GLOBALS = _cifar_globals()
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only :data:`_CIFAR_GLOBALS`; any other global raises
+    :class:`ConfigError` before anything is imported or called."""
+
+    def __init__(self, file: Any, path: Path) -> None:
+        super().__init__(file, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _CIFAR_GLOBALS[(module, name)]
+        except KeyError:
+            pass
+        what = f"{module}.{name}"
+        what = what if len(what) <= 80 else what[:77] + "..."
+        raise ConfigError(f"{self.path}: refused to load {what!r} (a CIFAR batch holds only "
+                          "NumPy arrays, lists and strings; this file is not a CIFAR batch)")
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
-    """Load a CIFAR python batch; keys as ``str`` whether pickled by Python 2 or 3."""
+    """Load a CIFAR python batch (a pickled dict); keys as ``str`` whether pickled by
+    Python 2 or 3.
+
+    The unpickler is restricted to NumPy arrays and plain containers (:data:`_CIFAR_GLOBALS`),
+    because a plain ``pickle.load`` runs whatever code a crafted file names. A refused
+    global, a file that is not a readable pickle, or one that holds no dict raises a
+    one-line :class:`ConfigError` naming the file.
+    """
     with open(path, "rb") as f:
-        d = pickle.load(f, encoding="latin1")
+        try:
+            d = _CifarUnpickler(f, path).load()
+        except ConfigError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, OverflowError, RecursionError) as exc:
+            reason = first_line(exc)
+            reason = reason if len(reason) <= 120 else reason[:117] + "..."
+            raise ConfigError(f"{path}: not a CIFAR batch (not a readable pickle: "
+                              f"{reason})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: not a CIFAR batch (holds a {type(d).__name__}, "
+                          "expected a dict)")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
@@ -232,8 +321,8 @@ def _read_cifar_files(folder: Path, files: Sequence[str], label_key: str
     for name in files:
         d = _unpickle(folder / name)
         if "data" not in d or label_key not in d:
-            raise ValueError(f"{folder / name}: expected keys 'data' and '{label_key}', "
-                             f"found {sorted(d)}")
+            raise ConfigError(f"{folder / name}: expected keys 'data' and '{label_key}', "
+                              f"found {sorted(map(str, d))}")
         data = np.asarray(d["data"], dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3072:
             raise ValueError(f"{folder / name}: 'data' must be N×3072 uint8, got {data.shape}")
