@@ -71,9 +71,25 @@ PAPER = IsotropicPreset(n_grid=17, lr_range=(1e-3, 1e-1), iters=2_000_000, queue
 
 
 
-def _run_protocol(protocol: str, preset: IsotropicPreset, progress: Callable | None):
+def _protocol_axes(protocol: str, preset: IsotropicPreset) -> dict[str, Any]:
     ax = preset.axes()
-    second = {"radius": ax["radius"]} if protocol == "fixed-sphere" else {"wd": ax["wd"]}
+    return {"lr": ax["lr"], **({"radius": ax["radius"]} if protocol == "fixed-sphere" else {"wd": ax["wd"]})}
+
+
+def _check_protocol(protocol: str, preset: IsotropicPreset) -> None:
+    """The simulator's own checks of one protocol's settings (memory and work included)."""
+    from .isotropic import validate_settings
+
+    ax = _protocol_axes(protocol, preset)
+    every = preset.queue_every
+    validate_settings(protocol, dim=preset.dim, lr=ax["lr"], wd=ax.get("wd"), radius=ax.get("radius"),
+                      sigma=preset.sigma, iters=preset.iters, queue_size=preset.queue_size,
+                      queue_every=1 if every == "auto" else every, burn_in=preset.burn_in)
+
+
+def _run_protocol(protocol: str, preset: IsotropicPreset, progress: Callable | None):
+    ax = _protocol_axes(protocol, preset)
+    second = {k: v for k, v in ax.items() if k != "lr"}
     return simulate_isotropic(
         protocol, lr=ax["lr"], **second, dim=preset.dim, sigma=preset.sigma, iters=preset.iters,
         burn_in=preset.burn_in, queue_size=preset.queue_size, queue_every=preset.queue_every,
@@ -103,6 +119,7 @@ def reproduce_isotropic(
     reuse = {}
     for protocol in protocols:  # decide everything before writing anything
         pdir = out / protocol
+        _check_protocol(protocol, preset)
         if (pdir / "results.csv").exists() and not force:
             saved = io.read_json(pdir / "settings.json") if (pdir / "settings.json").exists() else {}
             if saved.get("preset") != io.jsonable(settings):

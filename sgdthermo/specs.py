@@ -20,6 +20,10 @@ __all__ = ["parse_spec", "spec_parts", "is_spec_list", "parse_stride"]
 _FORMS = "a number, LO:HI:N (N log-spaced values, N a positive integer) or a comma list"
 
 
+#: The most values one ``LO:HI:N`` range may give (a grid of them is bounded where it is run).
+MAX_VALUES = 100_000
+
+
 def _one(part: str, spec: str, name: str) -> np.ndarray:
     malformed = ConfigError(f"--{name} {spec!r}: malformed; expected {_FORMS}")
     pieces = part.split(":")
@@ -36,6 +40,8 @@ def _one(part: str, spec: str, name: str) -> np.ndarray:
     if not n_text.isdigit() or int(n_text) < 1:
         raise malformed
     n = int(n_text)
+    if n > MAX_VALUES:
+        raise ConfigError(f"--{name} {spec!r}: N = {n} values; at most {MAX_VALUES} in one range")
     if not (math.isfinite(lo) and math.isfinite(hi) and lo > 0 and hi > 0):
         raise ConfigError(f"--{name} {spec!r}: LO and HI must be positive finite numbers")
     if n == 1 and lo != hi:

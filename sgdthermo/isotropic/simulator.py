@@ -46,8 +46,10 @@ import numpy as np
 import pandas as pd
 
 from .. import stats, theory
+from ..budget import check_isotropic_budget
 from ..entropy import EntropyEstimate, check_method_option, sphere_entropy_batch
 from ..entropy.correlation import entropy_ok
+from ..errors import ConfigError
 from ..protocols import validate_hyperparameters
 from ..specs import parse_spec
 from . import kernels as K
@@ -78,30 +80,48 @@ def validate_settings(
     queue_every: int,
     burn_in: float,
     entropy_method: str | None = None,
+    n_blocks: int = 1000,
 ) -> None:
-    """Check every setting; raise ``ValueError`` naming the bad value and what is allowed."""
+    """Check every setting; raise :class:`ConfigError` (a ``ValueError``) naming the bad value
+    and what is allowed.
+
+    The run must also fit: its memory estimate against the CPU's and its work against the
+    grid-size bound (:func:`sgdthermo.budget.check_isotropic_budget`; ``n_blocks`` as passed to
+    :func:`simulate_isotropic`).
+    """
     check_method_option(entropy_method)
     validate_hyperparameters(protocol, lr=lr, wd=wd, radius=radius)
     if not isinstance(dim, (int, np.integer)) or dim < 2:
-        raise ValueError(f"--dim {dim}: must be an integer >= 2")
+        raise ConfigError(f"--dim {dim}: must be an integer >= 2")
     if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"--sigma {sigma:g}: must be a positive finite number")
+        raise ConfigError(f"--sigma {sigma:g}: must be a positive finite number")
     if not isinstance(iters, (int, np.integer)) or iters < 100:
-        raise ValueError(f"--iters {iters}: must be an integer >= 100")
+        raise ConfigError(f"--iters {iters}: must be an integer >= 100")
     if not isinstance(queue_size, (int, np.integer)) or queue_size < 2:
-        raise ValueError(f"--queue-size {queue_size}: must be an integer >= 2")
+        raise ConfigError(f"--queue-size {queue_size}: must be an integer >= 2")
     if not isinstance(queue_every, (int, np.integer)) or queue_every < 1:
-        raise ValueError(f"--queue-every {queue_every!r}: must be an integer >= 1 or 'auto'")
+        raise ConfigError(f"--queue-every {queue_every!r}: must be an integer >= 1 or 'auto'")
     if not (0.0 <= burn_in < 1.0):
-        raise ValueError(f"--burn-in {burn_in:g}: must be in [0, 1)")
+        raise ConfigError(f"--burn-in {burn_in:g}: must be in [0, 1)")
+    _check_budget(protocol, dim=int(dim), lr=lr, second=radius if protocol == "fixed-sphere" else wd,
+                  iters=int(iters), queue_size=int(queue_size), n_blocks=int(n_blocks))
     window = iters - int(burn_in * iters)
     span = (queue_size - 1) * queue_every + 1
     if span > window:
-        raise ValueError(
+        raise ConfigError(
             f"--queue-size {queue_size} x --queue-every {queue_every} spans {span} steps, "
             f"more than the stationary window ({window} of --iters {iters}); "
             "use more iterations or a smaller queue"
         )
+
+
+def _check_budget(protocol: str, *, dim: int, lr: Any, second: Any, iters: int, queue_size: int,
+                  n_blocks: int) -> None:
+    """Memory and work of the grid ``lr × second`` (:mod:`sgdthermo.budget`)."""
+    n_lr, n_second = int(np.size(lr)), int(np.size(second))
+    name = "radius" if protocol == "fixed-sphere" else "wd"
+    grid = f"--lr x --{name} ({n_lr} x {n_second} = {n_lr * n_second} grid points)"
+    check_isotropic_budget(n_lr * n_second, dim, iters, queue_size, n_blocks=n_blocks, grid=grid)
 
 
 #: ``queue_every="auto"``: the stride in units of the slowest point's direction correlation time.
@@ -295,7 +315,7 @@ def simulate_isotropic(
     validate_settings(
         protocol, dim=dim, lr=lr_ax, wd=wd_ax, radius=rad_ax, sigma=float(sigma), iters=iters,
         queue_size=queue_size, queue_every=1 if auto else queue_every, burn_in=burn_in,
-        entropy_method=entropy_method,
+        entropy_method=entropy_method, n_blocks=n_blocks,
     )
     note = ""
     if auto:

@@ -139,6 +139,10 @@ class TrainConfig:
             raise ConfigError(f"--device {self.device}: CUDA is not available on this machine")
 
     @classmethod
+        _check_log_schedule(self)
+        from ..budget import check_train_budget  # only needed here
+
+        check_train_budget(self)
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
@@ -151,6 +155,17 @@ class TrainConfig:
 
 def _cuda_available() -> bool:
     import torch  # only when a CUDA device is asked for
+def _check_log_schedule(cfg: TrainConfig) -> None:
+    """The log schedule's settings (:func:`sgdthermo.nn.measure.log_schedule`): linear logging
+    up to a positive step (it divides by it), a positive number of log points per decade."""
+    what = {"log_linear_until": "the step up to which log points are evenly spaced",
+            "log_per_decade": "log points per decade after log_linear_until"}
+    for name, meaning in what.items():
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{name} {v!r}: must be a positive integer ({meaning})")
+
+
 
     return bool(torch.cuda.is_available())
 
