@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import re
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..errors import UsageError
@@ -12,10 +15,85 @@ from ..errors import UsageError
 __all__ = ["Parser", "StepProgress", "SweepProgress", "add_training_options"]
 
 
+_UNSIGNED = r"(?:(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|inf(?:inity)?|nan)"
+#: A negative number or a SPEC/list starting with one: ``-1``, ``-1e-3:1:3``, ``-.5,0.1``, ``-inf``.
+_NUMBER_LIKE = re.compile(rf"-{_UNSIGNED}(?:[:,][-+]?{_UNSIGNED})*", re.IGNORECASE)
+_EXPECTED_ONE = re.compile(r"argument (-[^\s:/]+)(?:/\S+)?: expected one argument")
+
+
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (:class:`UsageError`), with no usage block."""
+    """An argument parser whose errors are one line (:class:`UsageError`), with no usage block.
+
+    An option that takes one value accepts a value starting with ``-`` that looks like a
+    number or a SPEC (``--lr -1e-3:1:3``, ``--seed -1``): argparse alone would take it for an
+    option and fail with "expected one argument"; it is passed as ``--lr=-1e-3:1:3`` and so
+    reaches the option's validation. Each (sub)parser rewrites only its own options.
+    """
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        args = sys.argv[1:] if args is None else list(args)
+        self._last_args = args
+        return super().parse_known_args(self._join_dash_values(args), namespace)
+
+    def _takes_one_value(self, token: str) -> argparse.Action | None:
+        """The action of ``token`` (an option string of this parser, or an unambiguous prefix
+        of a long one) if it takes exactly one value, else None."""
+        actions = self._option_string_actions
+        action = actions.get(token)
+        if action is None and self.allow_abbrev and token.startswith("--") and len(token) > 2:
+            matches = {actions[o] for o in actions if o.startswith(token)}
+            action = matches.pop() if len(matches) == 1 else None
+        if action is None or action.nargs is not None:  # None: one value; 0 (flags), "?", "*", N: left alone
+            return None
+        return action
+
+    def _is_option(self, token: str) -> bool:
+        """``token`` names an option of this parser (exactly, as ``--opt=...``, or a prefix)."""
+        actions = self._option_string_actions
+        name = token.split("=", 1)[0]
+        if name in actions or token[:2] in actions:
+            return True
+        return token.startswith("--") and any(o.startswith(name) for o in actions)
+
+    def _join_dash_values(self, args: list[str]) -> list[str]:
+        """``args`` with ``--opt VALUE`` written ``--opt=VALUE`` where ``--opt`` takes one value
+        and VALUE is a negative number or a SPEC starting with one (``-1``, ``-1e-3:1:3``,
+        ``-.5,0.1``, ``-inf``; :data:`_NUMBER_LIKE`) and no option of this parser: a word such
+        as ``-x`` is left to argparse (a mistyped flag must not become a value). Stops at ``--``
+        and at a subcommand's name (the subcommand's parser sees the rest)."""
+        subcommands: set[str] = set()
+        for action in self._actions:
+            if action.nargs == argparse.PARSER:  # the subcommands (their parsers see their own part)
+                subcommands.update(action.choices)
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            token = args[i]
+            if token == "--" or token in subcommands:
+                return out + args[i:]
+            if (token.startswith("-") and i + 1 < len(args) and self._takes_one_value(token) is not None
+                    and _NUMBER_LIKE.fullmatch(args[i + 1]) and not self._is_option(args[i + 1])):
+                out.append(f"{token}={args[i + 1]}")
+                i += 2
+                continue
+            out.append(token)
+            i += 1
+        return out
+
+    def _dash_value_after(self, option: str) -> bool:
+        """In the last arguments parsed, ``option`` (or another string of its action) is
+        followed by a token starting with '-' that is no option of this parser."""
+        action = self._option_string_actions.get(option)
+        args = getattr(self, "_last_args", [])
+        return action is not None and any(
+            self._takes_one_value(tok) is action and nxt.startswith("-") and nxt != "--"
+            and not self._is_option(nxt) for tok, nxt in itertools.pairwise(args))
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        m = _EXPECTED_ONE.fullmatch(message)
+        if m and self._dash_value_after(m.group(1)):  # e.g. --out -x: argparse took -x for an option
+            message += f"; for a value starting with '-' write {m.group(1)}=VALUE"
         raise UsageError(message)
 
 

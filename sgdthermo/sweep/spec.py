@@ -3,6 +3,7 @@ r"""A sweep's specification: a base TrainConfig, grid axes and seeds, where to r
 from __future__ import annotations
 
 import argparse
+import codecs
 import copy
 import dataclasses
 import hashlib
@@ -22,11 +23,18 @@ from ..nn.config import TrainConfig, field_kind, field_optional, parse_stride
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 __all__ = ["check_executor", "SweepSpec", "expand", "config_hash", "make_run_id", "EXECUTORS", "EXECUTOR_KEYS", "HASH_LEN",
-           "flag_name"]
+           "flag_name", "MAX_RUNS"]
 
 
 EXECUTORS = ("local", "ray", "slurm", "slurm-local")
 HASH_LEN = 10
+#: The most runs a sweep may hold (grid points x seeds), and so the most values of one axis:
+#: a larger grid is refused before anything is built (:meth:`SweepSpec.validate`), not
+#: looped over for hours.
+MAX_RUNS = 100_000
+#: The largest spec file read (bytes): a sweep's ``sweep.json`` with MAX_RUNS values per
+#: axis stays far below it.
+_MAX_SPEC_BYTES = 64 * 2**20
 
 EXECUTOR_KEYS = ("executor", "jobs", "address", "cluster", "partition", "time_min",
                   "gpus_per_run", "cpus_per_run", "mem_gb")
@@ -108,18 +116,24 @@ def _parse_values(name: str, value: Any) -> list[Any]:
     from ..specs import spec_parts
 
     flag = flag_name(name)
+    kind = field_kind(name)
     if isinstance(value, (list, tuple)):
         vals = []
         for v in value:
-            if isinstance(v, str) and field_kind(name) in ("int", "float") and ":" in v:
+            if type(v) is float and kind == "float":  # already coerced (fast for long axes)
+                vals.append(v)
+            elif isinstance(v, str) and kind in ("int", "float") and ":" in v:
                 vals.extend(_parse_values(name, v))
             else:
                 vals.append(_coerce(name, v))
-    elif isinstance(value, str) and field_kind(name) in ("int", "float"):
+    elif isinstance(value, str) and kind in ("int", "float"):
+        _check_spec_size(name, value)
         vals = []
         for arr, is_range in spec_parts(value, name.replace("_", "-")):
             # values of a LO:HI:N range are rounded to 12 digits: run ids must not hinge on an ulp
-            vals.extend(_coerce(name, float(f"{float(x):.12g}") if is_range else float(x)) for x in arr)
+            xs = [float(f"{x:.12g}") for x in arr.tolist()] if is_range else [float(x) for x in arr.tolist()]
+            # a float is its own coerced value (fast for long ranges); ints are checked one by one
+            vals.extend(xs if kind == "float" else (_coerce(name, x) for x in xs))
     elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # NumPy arrays
         return _parse_values(name, value.tolist() if getattr(value, "ndim", 0) else [value.item()])
     else:
@@ -127,6 +141,27 @@ def _parse_values(name: str, value: Any) -> list[Any]:
     if not vals:
         raise ValueError(f"{flag}: empty list of values")
     return vals
+
+
+def _check_spec_size(name: str, spec: str) -> None:
+    """Refuse a SPEC string naming more than :data:`MAX_RUNS` values before they are built
+    (``1e-3:1e-1:1000000000000`` would allocate terabytes). Malformed parts are left to
+    :func:`sgdthermo.specs.spec_parts`, which names them."""
+    total = 0
+    for part in spec.split(","):
+        pieces = part.split(":")
+        if len(pieces) == 3 and pieces[2].strip().isdigit():
+            total += int(pieces[2].strip())
+        else:
+            total += 1
+    if total > MAX_RUNS:
+        raise ValueError(f"{flag_name(name)} {spec!r}: {total} values, more than the {MAX_RUNS} "
+                         f"a sweep may hold; use a smaller N")
+
+
+def _count(n: int) -> str:
+    """A run count as written in messages: exact up to a million, then ``1e+10``."""
+    return str(n) if n < 10**6 else f"{n:.3g}"
 
 
 def _is_axis_value(name: str, value: Any) -> bool:
@@ -201,7 +236,8 @@ class SweepSpec:
         """From the flat mapping of the YAML format (see the module docstring)."""
         if not isinstance(d, dict):
             raise ValueError(f"sweep spec must be a mapping, got {type(d).__name__}")
-        d = {_ALIASES.get(str(k).replace("-", "_"), str(k).replace("-", "_")): v for k, v in d.items()}
+        d = {k: v for k, v in d.items() if k != "history"}  # a sweep folder's earlier specs (sweep.json)
+        d = _normalised_keys(d, "sweep key")
         unknown = sorted(k for k in d if k not in _FIELDS and k not in _SWEEP_KEYS)
         if unknown:
             raise ValueError(f"unknown sweep key(s): {', '.join(unknown)} (allowed: TrainConfig fields, "
@@ -209,7 +245,7 @@ class SweepSpec:
         grid_in = d.get("grid") or {}
         if not isinstance(grid_in, dict):
             raise ValueError(f"grid: must be a mapping of axis name to values, got {grid_in!r}")
-        grid: dict[str, Any] = {str(k).replace("-", "_"): v for k, v in grid_in.items()}
+        grid: dict[str, Any] = _normalised_keys(grid_in, "grid axis", aliases=False)
         base_kw: dict[str, Any] = {}
         seeds = d.get("seeds")
         for name, value in d.items():  # in the given order (the order of the axes)
@@ -243,7 +279,11 @@ class SweepSpec:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "SweepSpec":
-        """Read the YAML format (JSON, e.g. a sweep's ``sweep.json``, is YAML too)."""
+        """Read the YAML format (JSON, e.g. a sweep's ``sweep.json``, is YAML too).
+
+        A key given twice in a mapping (a ``<<:`` merge aside), a file that is missing, a
+        folder, unreadable, not text, not valid YAML, empty or not a mapping: a one-line
+        ValueError naming the file."""
         return cls.from_dict(_load_yaml(path))
 
     @classmethod
@@ -259,16 +299,18 @@ class SweepSpec:
             known = set(_FIELDS) | set(_SWEEP_KEYS) | set(_ALIASES) | {"config"}
             d.update({k: v for k, v in vars(args).items() if k in known})
         d.update(kwargs)
-        d = {str(k).replace("-", "_"): v for k, v in d.items() if v is not None}
+        d = _normalised_keys({k: v for k, v in d.items() if v is not None}, "setting")
         config = d.pop("config", None)
         if config is not None:
             run_keys = [k for k in d if k not in EXECUTOR_KEYS]
             if run_keys:
                 raise ValueError(f"--config {config}: give the run settings in the file or as flags, "
                                  f"not both (got {flag_name(run_keys[0])})")
-            merged = _load_yaml(config)
-            if not isinstance(merged, dict):
-                raise ValueError(f"--config {config}: expected a mapping of settings")
+            try:  # the file's keys as from_dict reads them, so that a flag overrides its alias too
+                merged = _normalised_keys(_load_yaml(config), "key")
+            except ValueError as exc:
+                msg = first_line(exc)
+                raise ValueError(msg if msg.startswith("--config") else f"--config {config}: {msg}") from None
             merged.update(d)
             d = merged
         return cls.from_dict(d)
@@ -296,6 +338,12 @@ class SweepSpec:
     @property
     def all_seeds(self) -> list[int]:
         return list(self.seeds) if self.seeds is not None else [self.base.seed]
+
+    @property
+    def n_runs(self) -> int:
+        """The number of runs: the product of the axes' lengths times the seeds (counted, not
+        built: :meth:`validate` refuses more than :data:`MAX_RUNS`)."""
+        return math.prod(len(v) for v in self.grid.values()) * len(self.all_seeds)
 
     @property
     def remote(self) -> bool:
@@ -342,8 +390,27 @@ class SweepSpec:
         seeds = self.all_seeds
         if not seeds:
             raise ValueError("--seeds: empty list of seeds")
+        if self.n_runs > MAX_RUNS:
+            sizes = " x ".join(str(len(v)) for v in self.grid.values()) or "1"
+            raise ValueError(f"grid of {sizes} values x {len(seeds)} seed(s) = {_count(self.n_runs)} runs: "
+                             f"more than the {MAX_RUNS} a sweep may hold; use fewer values per axis")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds {','.join(map(str, seeds))}: repeated seed")
+
+
+def _normalised_keys(d: dict[Any, Any], what: str, aliases: bool = True) -> dict[str, Any]:
+    """``d`` with ``-`` in keys written ``_`` (and the aliases resolved); two keys that name the
+    same setting (``batch-size`` and ``batch_size``, ``time`` and ``time_min``) are an error."""
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for k, v in d.items():
+        name = str(k).replace("-", "_")
+        if aliases:
+            name = _ALIASES.get(name, name)
+        if name in out:
+            raise ValueError(f"{what} {name!r} given twice (as {given[name]!r} and {str(k)!r})")
+        out[name], given[name] = v, str(k)
+    return out
 
 
 def check_executor(name: Any) -> str:
@@ -361,18 +428,116 @@ def _yaml():
     return yaml
 
 
-def _load_yaml(path: str | os.PathLike) -> Any:
-    yaml = _yaml()
+class _DuplicateKey(Exception):
+    """A mapping key given twice in a spec file (lines counted from 1)."""
+
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """A SafeLoader that refuses a mapping key given twice (``yaml.safe_load`` keeps the last
+    silently). Keys brought in by a ``<<:`` merge may be overridden (what merges are for): the
+    check looks at the keys written in each mapping, before merges are resolved."""
+    global _LOADER
+    if _LOADER is None:
+        yaml = _yaml()
+
+        class UniqueKeyLoader(yaml.SafeLoader):
+            def get_single_node(self) -> Any:
+                node = super().get_single_node()
+                if node is not None:
+                    self._check_unique_keys(node)
+                return node
+
+            def _check_unique_keys(self, root: Any) -> None:
+                todo, done = [root], set()
+                while todo:  # no recursion: aliases may make cycles, documents may nest deeply
+                    node = todo.pop()
+                    if id(node) in done:
+                        continue
+                    done.add(id(node))
+                    if isinstance(node, yaml.SequenceNode):
+                        todo.extend(node.value)
+                    elif isinstance(node, yaml.MappingNode):
+                        seen: dict[Any, int] = {}
+                        for key_node, value_node in node.value:
+                            todo.append(value_node)
+                            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                                continue
+                            key = self.construct_object(key_node)
+                            try:
+                                hash(key)
+                            except TypeError:  # pragma: no cover - scalars are hashable
+                                continue
+                            line = key_node.start_mark.line + 1
+                            if key in seen:
+                                raise _DuplicateKey(key, seen[key], line)
+                            seen[key] = line
+
+        _LOADER = UniqueKeyLoader
+    return _LOADER
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    """The text of a spec file, or a one-line ValueError naming it (missing, a folder, not
+    readable, too large, not text)."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise ValueError(f"--config {path}: is a folder, not a spec file")
+    if not p.exists():
         raise ValueError(f"--config {path}: no such file")
+    if not p.is_file():
+        raise ValueError(f"--config {path}: not a regular file")
     try:
-        with open(p, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        size = p.stat().st_size
+        if size > _MAX_SPEC_BYTES:
+            raise ValueError(f"--config {path}: {size / 2**20:.0f} MiB is too large for a sweep spec "
+                             f"(at most {_MAX_SPEC_BYTES // 2**20} MiB)")
+        raw = p.read_bytes()
+    except PermissionError:
+        raise ValueError(f"--config {path}: permission denied (the file is not readable)") from None
+    except OSError as exc:
+        raise ValueError(f"--config {path}: cannot be read ({exc.strerror or first_line(exc)})") from None
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = raw.decode("utf-16")
+        else:
+            text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--config {path}: not a text file (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start} is not UTF-8); expected YAML or JSON") from None
+    if "\x00" in text:
+        raise ValueError(f"--config {path}: not a text file (it holds NUL bytes); expected YAML or JSON")
+    return text
+
+
+def _load_yaml(path: str | os.PathLike) -> Any:
+    """The mapping of a spec file in YAML (or JSON, which is YAML too), or a one-line
+    ValueError naming the file: unreadable, not text, not valid YAML, a key given twice,
+    empty, or not a mapping."""
+    yaml = _yaml()
+    text = _read_text(path)
+    try:
+        data = yaml.load(text, Loader=_loader())  # a SafeLoader subclass
+    except _DuplicateKey as exc:
+        where = f"both on line {exc.first}" if exc.first == exc.second else f"lines {exc.first} and {exc.second}"
+        raise ValueError(f"--config {path}: key {exc.key!r} given twice ({where})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = exc.problem or exc.context or first_line(exc)
+        raise ValueError(f"--config {path}: not valid YAML{at}: {what}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"--config {path}: not valid YAML ({first_line(exc)})") from None
+    except RecursionError:
+        raise ValueError(f"--config {path}: not valid YAML (nested too deeply)") from None
     if data is None:
-        data = {}
+        raise ValueError(f"--config {path}: the file is empty; expected a mapping of settings")
     if not isinstance(data, dict):
         raise ValueError(f"--config {path}: expected a mapping of settings, got {type(data).__name__}")
     return data
@@ -431,7 +596,8 @@ def _check_run(cfg: TrainConfig, remote: bool) -> None:
 def expand(spec: SweepSpec) -> list[tuple[str, TrainConfig]]:
     """Every run of the sweep: (run id, resolved TrainConfig), axes × seeds in grid order.
 
-    All configurations are validated first; the first bad one raises a one-line
+    The number of runs is checked first (at most :data:`MAX_RUNS`, before any is built); all
+    configurations are then validated; the first bad one raises a one-line
     ValueError naming the value (and the grid point). ``data_dir`` is made absolute (runs
     may execute in another working directory). Two grid points with the same resolved
     configuration are an error.
