@@ -14,7 +14,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable", "check_output_folder"]
+__all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable", "check_output_folder",
+           "check_writable"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -62,18 +63,44 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def check_output_folder(out: str | os.PathLike, *, marker: str | None = None, what: str = "results",
-                        force: bool = False, flag: str = "--out") -> Path:
+                        force: bool = False, flag: str = "--out", parents: bool = False) -> Path:
     """The folder ``out`` as a Path, after checking that it can receive output; writes nothing.
 
-    Its parent must exist and ``out`` must not be a file. With ``marker`` (a file name), a
-    folder already holding that file is refused unless ``force``: "already holds ``what``".
-    Raises :class:`~sgdthermo.errors.ConfigError` (one line naming the folder).
+    Its parent must exist (``parents``: the first folder above that exists is checked
+    instead), ``out`` must not be a file, and the folder (or, when it does not
+    exist yet, its parent) must accept new files (:func:`check_writable`). With ``marker`` (a
+    file name), a folder already holding that file is refused unless ``force``: "already
+    holds ``what``". Raises :class:`~sgdthermo.errors.ConfigError` (one line naming the folder).
     """
     path = Path(out).expanduser()
+    if parents:  # missing folders above are fine (created later): check the first that exists
+        top = path
+        while not top.exists() and top.parent != top:
+            top = top.parent
+        if top != path:
+            if not top.is_dir():
+                raise ConfigError(f"{flag} {out}: {str(top)!r} exists and is not a folder")
+            check_writable(top, flag=f"{flag} {out}")
+            return path
     if not path.parent.exists():
         raise ConfigError(f"{flag} {out}: parent folder {str(path.parent)!r} does not exist")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {out}: exists and is not a folder")
     if marker is not None and (path / marker).exists() and not force:
         raise ConfigError(f"{flag} {out}: already holds {what} ({marker}); pass --force to overwrite")
+    check_writable(path if path.exists() else path.parent, flag=f"{flag} {out}")
     return path
+
+
+def check_writable(folder: str | os.PathLike, *, flag: str = "--out") -> None:
+    """Raise a one-line ConfigError unless a file can be created in ``folder``.
+
+    The test creates and removes an empty temporary file, so it also sees read-only mounts,
+    ACLs and the super-user (for whom permission bits say nothing); it leaves nothing behind.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".sgdthermo-write-test.", dir=folder)
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot write in {str(folder)!r} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)

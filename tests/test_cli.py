@@ -164,3 +164,56 @@ def test_unknown_entropy_method(tmp_path, capsys):
     code, _, err = run_cli(["isotropic", "--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.1", *SMALL,
                             "--entropy-method", "knn9", "--out", str(out)], capsys)
     assert code == 2 and "knn9" in err and "cap" in err and not out.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# A folder that cannot be written: refused up front by every subcommand
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """An existing folder in which no file can be created, even by the super-user: a
+    read-only tmpfs when running as root (permission bits do not stop root), else mode 0555."""
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot make a read-only folder here (root without mount)")
+    try:
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def _ro_commands(tmp_path, out):
+    sweep_dir = tmp_path / "runs"
+    sweep_dir.mkdir(exist_ok=True)
+    train = ["--model", "mlp", "--width", "8", "--dataset", "synthetic", "--protocol", "fixed-elr",
+             "--lr", "0.02", "--wd", "0.01", "--iters", "100", "--log-every", "50", "--noise-batches", "2",
+             "--queue-size", "5", "--queue-every", "10"]
+    return {
+        "isotropic": ["isotropic", "--protocol", "fixed-lr", "--lr", "0.1", "--wd", "0.01", "--iters", "2000",
+                      "--queue-size", "10", "--out", out],
+        "train": ["train", *train, "--out", out],
+        "sweep": ["sweep", *train, "--out", out],
+        "analyze": ["analyze", str(sweep_dir), "--out", out],
+        "reproduce": ["reproduce", "isotropic", "--grid", "3", "--iters", "2000", "--queue-size", "10",
+                      "--out", out],
+    }
+
+
+@pytest.mark.parametrize("command", ["isotropic", "train", "sweep", "analyze", "reproduce"])
+@pytest.mark.parametrize("where", ["folder", "inside"])
+def test_read_only_output_is_refused_before_any_work(tmp_path, capsys, readonly_dir, command, where):
+    """--out a read-only folder, or a new folder inside one: one line, exit 2, before any
+    computing (the isotropic and train commands used to fail only after all of it)."""
+    out = str(readonly_dir if where == "folder" else readonly_dir / "new")
+    code = main(_ro_commands(tmp_path, out)[command])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot write in" in err[0], err
