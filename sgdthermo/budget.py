@@ -314,24 +314,15 @@ def model_size(model: str, width: int, dataset: str) -> ModelSize:
 
     Counted from the layouts of :mod:`sgdthermo.nn.models`, in microseconds, for any width
     (``--width 1000000`` is a 10¹⁴-parameter ConvNet, counted without building anything);
-    the parameter counts are exact (tested against the built models). A model without a layout
-    here is built at ``width`` on torch's meta device (no memory; about 2 s for the first meta
-    model in a process, which is why the known models are counted instead) and its activations
-    guessed as twice its parameters.
+    the parameter counts are exact (tested against the built models, every model of
+    :data:`sgdthermo.nn.config.MODELS`). A model without a layout here raises ``LookupError``
+    (the memory check then leaves it to the run).
     """
     shape = dataset_shape(dataset)
     args = (shape.in_channels, int(width), shape.num_classes, shape.image_size)
-    if model in _MODEL_SIZES:
-        return _MODEL_SIZES[model](*args)
-    import torch  # pragma: no cover - a model added to sgdthermo.nn.models but not here
-
-    from .nn.models import build_model
-
-    with torch.device("meta"):
-        net = build_model(model, in_channels=shape.in_channels, num_classes=shape.num_classes,
-                          width=int(width), image_size=shape.image_size)
-    n = sum(p.numel() for p in net.parameters())
-    return ModelSize(n, sum(p.numel() for p in net.parameters() if p.requires_grad), 2 * n)
+    if model not in _MODEL_SIZES:
+        raise LookupError(f"no layout for model {model!r}")
+    return _MODEL_SIZES[model](*args)
 
 
 #: Peak memory of a training step's forward and backward pass, in units of the batch's layer

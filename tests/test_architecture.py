@@ -18,7 +18,7 @@ ROOT = Path(sgdthermo.__file__).parent
 #: The most specific prefix wins.
 LAYERS: dict[str, int] = {
     "sgdthermo.errors": 0,
-    "sgdthermo.protocols": 1, "sgdthermo.specs": 1,
+    "sgdthermo.protocols": 1, "sgdthermo.specs": 1, "sgdthermo.budget": 1,
     "sgdthermo.io": 2, "sgdthermo.stats": 2, "sgdthermo.theory": 2,
     "sgdthermo.figures.style": 2, "sgdthermo.figures.run": 3,
     "sgdthermo.entropy": 3,

@@ -309,6 +309,15 @@ def test_parameter_count_is_exact(model, dataset, widths):
         assert parts["parameters"] == 4 * size.parameters
 
 
+def test_every_model_has_a_layout():
+    """A model added to the package needs its layout here (else its memory goes unchecked)."""
+    from sgdthermo.nn.config import MODELS
+
+    assert set(MODELS) <= set(budget._MODEL_SIZES)
+    with pytest.raises(LookupError):
+        budget.model_size("vgg", 4, "digits")
+
+
 def test_paper_parameter_counts():
     assert budget.model_size("convnet", 8, "cifar10").trainable == 24_408
     assert budget.model_size("resnet18", 4, "cifar10").trainable == 43_692
