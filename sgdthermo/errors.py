@@ -11,7 +11,7 @@ only the command line (:mod:`sgdthermo.cli`) turns them into messages and exit c
 from __future__ import annotations
 
 __all__ = ["SgdthermoError", "ConfigError", "UsageError", "RunExistsError", "ResultsExistError",
-           "RunBusyError", "first_line"]
+           "RunBusyError", "CheckpointError", "first_line"]
 
 
 def first_line(exc: BaseException | str) -> str:
@@ -35,6 +35,11 @@ class UsageError(ConfigError):
 
 class RunExistsError(ConfigError):
     """The run folder holds a finished run (pass force=True) or an unfinished one (resume)."""
+
+
+class CheckpointError(ConfigError):
+    """A run's checkpoint cannot continue it: unreadable, of another configuration, or
+    holding an impossible step. A sweep starts such a run over; ``train`` says so and stops."""
 
 
 class ResultsExistError(ConfigError):

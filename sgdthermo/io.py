@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable", "check_output_folder",
-           "check_writable"]
+           "check_writable", "RUN_MARKERS", "find_run_folders"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -104,3 +104,30 @@ def check_writable(folder: str | os.PathLike, *, flag: str = "--out") -> None:
         raise ConfigError(f"{flag}: cannot write in {str(folder)!r} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(tmp)
+
+
+#: Files whose presence makes a folder a run folder (the layout of
+#: :func:`sgdthermo.nn.training.train`).
+RUN_MARKERS: tuple[str, ...] = ("config.json", "summary.json", "error.txt", "metrics.csv", "checkpoint.pt")
+
+
+def find_run_folders(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
+    """Folders under ``root`` (depth ≤ max_depth) holding any of :data:`RUN_MARKERS`.
+
+    A run folder is not searched further; hidden folders are skipped.
+    """
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            return
+        for child in children:
+            if any((child / m).exists() for m in RUN_MARKERS):
+                found.append(child)
+            elif depth < max_depth:
+                walk(child, depth + 1)
+
+    walk(Path(root), 1)
+    return found

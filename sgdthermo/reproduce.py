@@ -12,6 +12,7 @@ reproduction resumes at the next protocol), and ``force=True`` recomputes.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -118,8 +119,8 @@ def reproduce_isotropic(
     settings = asdict(preset)
     reuse = {}
     for protocol in protocols:  # decide everything before writing anything
-        pdir = out / protocol
         _check_protocol(protocol, preset)
+        pdir = out / protocol
         if (pdir / "results.csv").exists() and not force:
             saved = io.read_json(pdir / "settings.json") if (pdir / "settings.json").exists() else {}
             if saved.get("preset") != io.jsonable(settings):
@@ -206,7 +207,7 @@ NN_PRESETS: dict[str, NNPreset] = {
             "fixed-elr": {"lr": (0.015, 0.04, 4), "wd": (0.003, 0.03, 4)},
             "fixed-sphere": {"lr": (0.01, 0.04, 4), "radius": (0.5, 2.0, 4)},
         },
-        description="ConvNet (k = 4, head norm 2) on scikit-learn's digits, 10⁴ steps per run",
+        description="ConvNet (k = 4, head norm 2) on scikit-learn's digits",
     ),
     # The paper's CIFAR settings (GPU): 10⁶ steps, batch 128, head norm 10, queue of 4000
     # snapshots every 25 steps. Table 3's grid values did not survive the paper's text
@@ -242,26 +243,41 @@ NN_PRESETS["cifar100-resnet18"] = replace(NN_PRESETS["cifar10-resnet18"], name="
 def nn_sweep_specs(preset: NNPreset, *, protocols: tuple[str, ...] = PROTOCOLS,
                    data_dir: str | None = None, executor: str = "local", jobs: int = 1,
                    address: str | None = None, device: str | None = None,
-                   iters: int | None = None):
-    """The sweep specification of each protocol of ``preset`` (see :mod:`sgdthermo.sweep`)."""
+                   iters: int | None = None, n_grid: int | None = None, seed: int | None = None,
+                   queue_size: int | None = None, queue_every: int | str | None = None):
+    """The sweep specification of each protocol of ``preset`` (see :mod:`sgdthermo.sweep`).
+
+    ``iters``, ``n_grid`` (values per axis, same bounds), ``seed``, ``queue_size`` and
+    ``queue_every`` override the preset's."""
     from .nn.config import TrainConfig
     from .sweep import SweepSpec
 
     specs = {}
+    n_iters = iters or preset.iters
     for protocol in protocols:
-        axes = {k: np.geomspace(lo, hi, n).tolist() for k, (lo, hi, n) in preset.grids[protocol].items()}
+        axes = {k: np.geomspace(lo, hi, n_grid or n).tolist() for k, (lo, hi, n) in preset.grids[protocol].items()}
         base = TrainConfig(
             model=preset.model, width=preset.width, head_norm=preset.head_norm, dataset=preset.dataset,
             data_dir=data_dir, protocol=protocol, lr=axes["lr"][0],
             wd=axes["wd"][0] if "wd" in axes else None,
             radius=axes["radius"][0] if "radius" in axes else None,
-            iters=iters or preset.iters, queue_size=preset.queue_size, queue_every=preset.queue_every,
+            iters=n_iters, queue_size=queue_size or preset.queue_size,
+            queue_every=preset.queue_every if queue_every is None else queue_every,
             log_every=preset.log_every, noise_batches=preset.noise_batches,
-            device=device or preset.device, checkpoint_every=max(1000, (iters or preset.iters) // 10),
+            device=device or preset.device, checkpoint_every=max(1000, n_iters // 10),
         )
-        specs[protocol] = SweepSpec(base=base, grid=axes, seeds=list(preset.seeds), executor=executor,
+        seeds = [seed] if seed is not None else list(preset.seeds)
+        specs[protocol] = SweepSpec(base=base, grid=axes, seeds=seeds, executor=executor,
                                     jobs=jobs, address=address)
     return specs
+
+
+def _steps(n: int) -> str:
+    """``10⁴`` for a power of ten, else the number with thousands separators."""
+    e = round(math.log10(n)) if n > 0 else 0
+    if 10 ** e == n and e >= 3:
+        return "10" + str(e).translate(str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"))
+    return f"{n:,}"
 
 
 def reproduce_nn(
@@ -275,34 +291,48 @@ def reproduce_nn(
     address: str | None = None,
     device: str | None = None,
     iters: int | None = None,
+    n_grid: int | None = None,
+    seed: int | None = None,
+    queue_size: int | None = None,
+    queue_every: int | str | None = None,
     force: bool = False,
     log: Callable[[str], None] = _log.info,
     progress: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
-    """Run the preset's grids (``OUT/runs/<run_id>/``) and analyse them into ``OUT/``.
+    """Run the preset's grids (``OUT/runs/<protocol>/<run_id>/``, one sweep per protocol) and
+    analyse them into ``OUT/``.
 
-    Finished runs are reused and interrupted ones resumed (the sweep runner's rules), so
-    calling again continues an interrupted reproduction. Returns the analysis tables.
+    Every grid is validated (settings, device, data folder, output folders) before anything
+    is written. Finished runs are reused and interrupted ones resumed (the sweep runner's
+    rules), so calling again continues an interrupted reproduction; other settings in the
+    same folder are refused unless ``force``. Returns the analysis tables.
     """
     from .report.network import analyze
-    from .sweep import run_sweep
+    from .sweep.runner import execute_sweep, prepare_sweep
 
     if isinstance(preset, str):
         if preset not in NN_PRESETS:
             raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(NN_PRESETS)}")
         preset = NN_PRESETS[preset]
-    out = Path(out)
+    out = io.check_output_folder(out)
     specs = nn_sweep_specs(preset, protocols=protocols, data_dir=data_dir, executor=executor, jobs=jobs,
-                           address=address, device=device, iters=iters)
-    out.mkdir(exist_ok=True)
+                           address=address, device=device, iters=iters, n_grid=n_grid, seed=seed,
+                           queue_size=queue_size, queue_every=queue_every)
+    runs = out / "runs"
+    # everything checked before the first write: the plans read only
+    plans = {protocol: prepare_sweep(spec, runs / protocol, force, parents=True)
+             for protocol, spec in specs.items()}
     t0 = time.perf_counter()
     statuses = []
     for protocol, spec in specs.items():
-        log(f"[{protocol}] {preset.description}: {len(spec.grid.get('lr', []))} x "
-            f"{len(next(v for k, v in spec.grid.items() if k != 'lr'))} grid")
-        statuses.append(run_sweep(spec, out / "runs", force=force, log=log, progress=progress))
+        plan = plans[protocol]
+        sizes = " x ".join(str(len(v)) for v in spec.grid.values())
+        seeds = spec.all_seeds
+        log(f"[{protocol}] {preset.description}, {_steps(spec.base.iters)} steps per run: {sizes} grid"
+            + (f", {len(seeds)} seeds" if len(seeds) > 1 else f", seed {seeds[0]}"))
+        statuses.append(execute_sweep(plan, progress=progress, log=log))
     runtime = time.perf_counter() - t0
-    tables = analyze(out / "runs", out)
+    tables = analyze(runs, out)
     tables["status"] = pd.concat(statuses, ignore_index=True)
     tables["runtime_s"] = runtime
     return tables

@@ -235,3 +235,98 @@ def test_summary_flags_interpolation_and_accepts_settled_runs():
 def test_unknown_entropy_method_is_rejected_by_the_config():
     with pytest.raises(ValueError, match="--entropy-method 'knn9'"):
         TrainConfig(protocol="fixed-lr", lr=0.1, wd=0.01, entropy_method="knn9").resolved().validate()
+
+
+# ---------------------------------------------------------------------------------------
+# Refused resumes change nothing; checkpoints are checked before they are used
+# ---------------------------------------------------------------------------------------
+def _files(folder):
+    """Every file under ``folder`` with its bytes: what a refused command must not change."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+_FAST_FLAGS = ["--model", "mlp", "--width", "16", "--dataset", "synthetic", "--protocol", "fixed-elr",
+               "--wd", "0.01", "--iters", "300", "--log-every", "50", "--checkpoint-every", "100",
+               "--noise-batches", "4", "--queue-size", "10", "--queue-every", "10", "--batch-size", "64"]
+
+
+@pytest.fixture
+def stopped_run(tmp_path):
+    """A run stopped after its checkpoint at step 200 of 300 (lr 0.02)."""
+    out = tmp_path / "r"
+    assert train(TrainConfig(**FAST), out, log=lambda m: None, stop_after=200)["status"] == "stopped"
+    return out
+
+
+def test_refused_resume_writes_nothing(stopped_run, capsys):
+    """Resuming with another lr is refused, names the setting, and leaves config.json (and
+    every other file) as it was, so the folder still describes the run it holds."""
+    before = _files(stopped_run)
+    code = main(["train", *_FAST_FLAGS, "--lr", "0.03", "--resume", "--out", str(stopped_run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "lr=0.02 (now 0.03)" in err[0], err
+    assert _files(stopped_run) == before
+    assert json.loads((stopped_run / "config.json").read_text())["lr"] == 0.02
+    # the same resume with the run's own settings goes on
+    assert main(["train", *_FAST_FLAGS, "--lr", "0.02", "--resume", "--out", str(stopped_run)]) == 0
+
+
+def test_resume_with_another_thread_count_is_refused(stopped_run):
+    from sgdthermo.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"threads=1 \(now 2\)"):
+        train(TrainConfig(**FAST, threads=2), stopped_run, resume=True, log=lambda m: None)
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"step": 10**6}, "step 1000000 outside [0, 300]"),
+    ({"step": -50}, "step -50 outside [0, 300]"),
+    ({"step": 250}, "step 250 but 200 batches drawn"),
+    ({"step": 300, "sampler_steps": 300}, "metrics logged up to step 200"),
+])
+def test_impossible_checkpoint_step_is_refused(stopped_run, change, why):
+    """A checkpoint whose step cannot be right (outside the run, not the number of batches
+    its sampler drew, or not matching its metrics) is refused, never run to 'completed'."""
+    from sgdthermo.errors import CheckpointError
+
+    path = stopped_run / "checkpoint.pt"
+    ck = torch.load(path, weights_only=True)
+    ck["step"] = change["step"]
+    if "sampler_steps" in change:
+        ck["sampler"]["steps"] = change["sampler_steps"]
+    torch.save(ck, path)
+    before = _files(stopped_run)
+    with pytest.raises(CheckpointError, match="impossible checkpoint") as err:
+        train(TrainConfig(**FAST), stopped_run, resume=True, log=lambda m: None)
+    assert why in str(err.value) and str(path) in str(err.value)
+    assert _files(stopped_run) == before
+
+
+@pytest.mark.parametrize("content", ["empty", "truncated", "garbage", "list", "dict"])
+def test_unreadable_checkpoint_gives_one_line(stopped_run, capsys, content):
+    path = stopped_run / "checkpoint.pt"
+    data = path.read_bytes()
+    if content == "empty":
+        path.write_bytes(b"")
+    elif content == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif content == "garbage":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif content == "list":
+        torch.save([1, 2, 3], path)
+    else:
+        torch.save({"step": 200, "model": {}}, path)
+    before = _files(stopped_run)
+    code = main(["train", *_FAST_FLAGS, "--lr", "0.02", "--resume", "--out", str(stopped_run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(path) in err[0] and "--force" in err[0], err
+    assert _files(stopped_run) == before
+
+
+def test_train_out_that_is_a_file_gives_one_line(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep")
+    code = main(["train", *_FAST_FLAGS, "--lr", "0.02", "--out", str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a folder" in err[0]
+    assert target.read_text() == "keep"

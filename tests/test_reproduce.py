@@ -49,3 +49,39 @@ def test_reproduce_nn_cli_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "imagenet" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--device", "cuda:0"], "--device cuda:0"),
+    (["--preset", "cifar10-convnet", "--device", "cpu", "--data-dir", "/nonexistent/cifar"], "/nonexistent/cifar"),
+    (["--preset", "cifar10-convnet", "--device", "cpu"], "--data-dir"),
+    (["--grid", "1"], "--grid 1"),
+    (["--queue-every", "0"], "--queue-every"),
+    (["--paper"], "--paper"),
+])
+def test_reproduce_nn_validates_everything_before_creating_out(tmp_path, capsys, argv, needle):
+    import torch
+
+    if argv[:2] == ["--device", "cuda:0"] and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = tmp_path / "x"
+    code = main(["reproduce", "nn", *argv, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not out.exists()
+
+
+def test_reproduce_nn_honours_the_overrides(tmp_path):
+    """--grid, --iters, --seed and the queue settings reach every run; the header states
+    the steps actually run; each protocol's runs are a sweep of their own."""
+    lines = []
+    out = tmp_path / "nn"
+    res = reproduce_nn(out, TINY, protocols=("fixed-lr",), n_grid=3, iters=120, seed=4, queue_size=4,
+                       queue_every=5, log=lines.append)
+    status = res["status"]
+    assert len(status) == 9
+    header = next(m for m in lines if m.startswith("[fixed-lr]"))
+    assert "120 steps per run" in header and "3 x 3 grid" in header and "seed 4" in header
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["iters"]) == {120} and set(runs["seed"]) == {4} and set(runs["queue_size"]) == {4}
+    assert (out / "runs" / "fixed-lr" / "sweep.json").exists()

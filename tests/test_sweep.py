@@ -90,7 +90,7 @@ def test_run_id_hash_is_stable_and_specific():
                    init_norm=2.0, iters=101, batch_size=64, seed=1, checkpoint_every=10, log_every=25,
                    log_linear_until=5, log_per_decade=3, noise_batches=3, queue_size=6, queue_every=11,
                    queue_dtype="float64", entropy_method="cap", tail_fraction=0.4, tensorboard=True,
-                   extra={"a": 1}, device="auto", data_dir="/x")
+                   extra={"a": 1}, device="auto", data_dir="/x", threads=2)
     assert set(changes) | {"radius"} == {f.name for f in dataclasses.fields(TrainConfig)}
     hashes = {config_hash(dataclasses.replace(cfg, **{k: v})) for k, v in changes.items()}
     hashes.add(config_hash(dataclasses.replace(cfg, protocol="fixed-sphere", wd=None, radius=1.0)))
@@ -164,7 +164,7 @@ def test_finished_runs_are_skipped(tmp_path):
     assert list(df2["status"]) == ["skipped", "skipped"] and list(df2["result"]) == ["completed"] * 2
     after = snapshot(out)
     changed = {k for k in before if before[k] != after.get(k)}
-    assert changed <= {"sweep.json", "status.csv"}  # the runs' files are untouched
+    assert changed <= {"sweep.json", "status.csv", ".sweep.lock"}  # the runs' files are untouched
     st = pd.read_csv(out / "status.csv")
     assert list(st["status"]) == ["skipped", "skipped"] and list(st["lr"]) == [0.01, 0.02]
     # force: the runs start over
@@ -230,22 +230,54 @@ def _check_done(df, out):
     assert list(pd.read_csv(out / "status.csv")["status"]) == ["completed", "completed"]
 
 
-def test_local_pool_two_jobs(tmp_path):
+@pytest.fixture(scope="module")
+def in_process_sweep(tmp_path_factory):
+    """The tiny sweep run in this process: the reference for every executor."""
+    out = tmp_path_factory.mktemp("ref") / "sw"
+    df = run_sweep(tiny_spec(), out, **QUIET)
+    _check_done(df, out)
+    return out, df
+
+
+def _same_metrics(ref, out, df):
+    """Same run ids, and every run's metrics equal to the last bit (each run pins its threads)."""
+    ref_out, ref_df = ref
+    assert list(df["run_id"]) == list(ref_df["run_id"])
+    for rid in df["run_id"]:
+        pd.testing.assert_frame_equal(pd.read_csv(out / rid / "metrics.csv"),
+                                      pd.read_csv(ref_out / rid / "metrics.csv"), check_exact=True)
+
+
+def test_local_pool_two_jobs_gives_the_in_process_metrics(tmp_path, in_process_sweep):
     out = tmp_path / "sw"
     ex = make_executor(tiny_spec(jobs=2), out)
-    assert isinstance(ex, sw.LocalExecutor) and ex.threads >= 1
+    assert isinstance(ex, sw.LocalExecutor) and "2 local processes" in ex.describe()
     df = run_sweep(tiny_spec(jobs=2), out, **QUIET)
     _check_done(df, out)
     pids = {(out / rid / "log.txt").read_text().split("(pid ")[1].split(")")[0] for rid in df["run_id"]}
     assert str(os.getpid()) not in pids  # ran in worker processes
+    _same_metrics(in_process_sweep, out, df)
 
 
-def test_ray_local_instance(tmp_path):
+def test_ray_local_instance_gives_the_in_process_metrics(tmp_path, in_process_sweep):
     ray = pytest.importorskip("ray")
     out = tmp_path / "sw"
     df = run_sweep(tiny_spec(executor="ray", jobs=2), out, **QUIET)
     _check_done(df, out)
     assert not ray.is_initialized()  # the instance we started is shut down
+    _same_metrics(in_process_sweep, out, df)
+
+
+def test_thread_count_is_part_of_the_run(tmp_path):
+    """threads=2 is another run (another id); threads=1 keeps the ids runs had before the
+    field existed; the log names the count."""
+    one, two = expand(tiny_spec()), expand(tiny_spec(threads=2))
+    assert [r for r, _ in one] != [r for r, _ in two]
+    assert all(cfg.threads == 2 for _, cfg in two)
+    df = run_sweep(tiny_spec(threads=2, lr=0.01), tmp_path / "sw", **QUIET)
+    rid = df["run_id"][0]
+    assert "2 torch thread(s)" in (tmp_path / "sw" / rid / "log.txt").read_text()
+    assert json.loads((tmp_path / "sw" / rid / "config.json").read_text())["threads"] == 2
 
 
 def test_ray_missing_gives_one_line(monkeypatch, tmp_path):
@@ -266,7 +298,7 @@ def test_submitit_local_executor(tmp_path):
     _check_done(df, out)
     assert (out / "submitit").is_dir()
     # preemption: the job requeues itself with resume=True (never starting a forced run over)
-    job = SweepJob(threads=1)
+    job = SweepJob()
     delayed = job.checkpoint("rid", {"lr": 1.0}, str(out), True)
     assert isinstance(delayed, DelayedSubmission) and delayed.function is job
     assert delayed.kwargs == {"resume": True} and delayed.args[3] is False
@@ -283,7 +315,7 @@ def test_submitit_preempted_job_requeues_and_resumes(tmp_path):
     (rid, cfg), = expand(tiny_spec(lr=0.02, iters=20_000, checkpoint_every=200, log_every=2000))
     ex = submitit.AutoExecutor(folder=str(tmp_path / "submitit"), cluster="local")
     ex.update_parameters(timeout_min=10, cpus_per_task=1, gpus_per_node=0)
-    job = ex.submit(SweepJob(threads=1), rid, dataclasses.asdict(cfg), str(tmp_path), True)
+    job = ex.submit(SweepJob(), rid, dataclasses.asdict(cfg), str(tmp_path), True)
     log = tmp_path / rid / "log.txt"
     t0 = time.time()
     while not (tmp_path / rid / "checkpoint.pt").exists() and time.time() - t0 < 120:
@@ -383,5 +415,150 @@ def test_cli_runs_a_sweep_from_yaml(tmp_path, capsys):
     st = pd.read_csv(out / "status.csv")
     assert sorted(st["status"]) == ["completed", "failed"]
     cfg.write_text(cfg.read_text().replace("[synthetic, cifar10]", "[synthetic]"))
-    assert run_cli(["--config", str(cfg), "--out", str(out)]) == 0  # the finished run is skipped
+    assert run_cli(["--config", str(cfg), "--out", str(out)]) == 2  # another spec: refused
+    assert "holds a sweep of another spec" in capsys.readouterr().err
+    assert run_cli(["--config", str(cfg), "--add", "--out", str(out)]) == 0  # the finished run is skipped
     assert "skipped" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------
+# One sweep per folder, one sweep at a time; faults of runs and workers
+# ---------------------------------------------------------------------------------------
+def test_another_spec_in_the_folder_is_refused_unless_added_or_forced(tmp_path, capsys):
+    out = tmp_path / "sw"
+    a = CLI_OK + ["--out", str(out)]
+    assert run_cli(a) == 0
+    capsys.readouterr()
+    first = {rid for rid in pd.read_csv(out / "status.csv")["run_id"]}
+    before = snapshot(out)
+    b = _replace(CLI_OK, "--lr", "0.03") + ["--out", str(out)]
+    assert run_cli(b) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another spec" in err[0] and "lr" in err[0] and "--add" in err[0], err
+    assert snapshot(out) == before  # refused: nothing changed
+    # other executor settings are the same sweep
+    assert run_cli(a + ["--jobs", "1"]) == 0
+    capsys.readouterr()
+    # --add: both specs' runs in the folder, the first spec kept in the history
+    assert run_cli(b + ["--add"]) == 0
+    capsys.readouterr()
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert [h["status"] for h in sweep["history"]] == ["added"]
+    assert SweepSpec.from_yaml(out / "sweep.json").base.lr == 0.03  # still a spec file
+    added = {rid for rid in pd.read_csv(out / "status.csv")["run_id"]}
+    assert first.isdisjoint(added) and all((out / r).is_dir() for r in first | added)
+    # both specs of the folder now run without --add
+    assert run_cli(a) == 0 and run_cli(b) == 0
+    capsys.readouterr()
+    # --force with a third spec replaces the folder's sweep: the other runs are removed
+    c = _replace(CLI_OK, "--lr", "0.04") + ["--out", str(out), "--force"]
+    assert run_cli(c) == 0
+    capsys.readouterr()
+    now = {rid for rid in pd.read_csv(out / "status.csv")["run_id"]}
+    assert not any((out / r).exists() for r in first | added)
+    assert all((out / r / "summary.json").exists() for r in now)
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert {h["status"] for h in sweep["history"]} == {"replaced"}
+
+
+def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert run_cli(CLI_OK + ["--out", str(out)]) == 0
+    capsys.readouterr()
+    from sgdthermo.sweep.runner import _SweepLock
+
+    held = _SweepLock(out)  # another sweep at work in the folder
+    try:
+        before = snapshot(out)
+        assert run_cli(CLI_OK + ["--out", str(out), "--force"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"another sweep is running in this folder (pid {os.getpid()})" in err[0]
+        assert snapshot(out) == before
+    finally:
+        held.release()
+    assert run_cli(CLI_OK + ["--out", str(out)]) == 0  # free again
+
+
+def test_a_sweep_restarts_a_run_whose_checkpoint_is_unreadable(tmp_path):
+    """A damaged checkpoint is kept aside and its run trained from scratch, with a note;
+    the result equals a clean run's."""
+    spec = tiny_spec(lr=0.02, iters=150)
+    (rid, cfg), = expand(spec)
+    out = tmp_path / "sw"
+    out.mkdir()
+    assert train(cfg, out / rid, stop_after=100, log=lambda m: None)["status"] == "stopped"
+    ck = out / rid / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:100])
+    df = run_sweep(spec, out, **QUIET)
+    assert df.loc[0, "status"] == "completed"
+    assert "unreadable checkpoint" in df.loc[0, "message"] and "started over" in df.loc[0, "message"]
+    assert (out / rid / "checkpoint.pt.rejected").exists()
+    train(cfg, tmp_path / "clean", log=lambda m: None)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "clean" / "metrics.csv"),
+                                  pd.read_csv(out / rid / "metrics.csv"), check_exact=True)
+
+
+def test_the_lock_of_a_killed_trainer_is_taken_over(tmp_path):
+    (rid, cfg), = expand(tiny_spec(lr=0.02))
+    (tmp_path / rid).mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fh = open({str(tmp_path / rid / '.lock')!r}, 'a+')\n"
+        "fcntl.flock(fh.fileno(), fcntl.LOCK_EX)\n"
+        "fh.write(str(os.getpid())); fh.flush(); print('locked', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    busy = sw.run_one(rid, dataclasses.asdict(cfg), str(tmp_path))
+    assert busy["status"] == "failed" and f"pid {holder.pid}" in busy["message"]
+    holder.kill()
+    holder.wait()
+    row = sw.run_one(rid, dataclasses.asdict(cfg), str(tmp_path))
+    assert row["status"] == "completed", row
+
+
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.slow)])
+def test_workers_die_with_a_killed_sweep(tmp_path, executor):
+    """SIGKILL of the sweep process: its workers (local processes, or a local Ray
+    instance's) exit too instead of finishing their runs and blocking, and the next sweep
+    trains and resumes the runs normally."""
+    import signal
+    import time
+
+    if executor == "ray":
+        pytest.importorskip("ray")
+    out = tmp_path / "sw"
+    argv = _replace(_replace(CLI_OK, "--iters", "8000"), "--lr", "0.01,0.02")
+    cmd = [sys.executable, "-m", "sgdthermo", "sweep", *argv, "--checkpoint-every", "200",
+           "--executor", executor, "--jobs", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids, deadline = set(), time.time() + 120
+    while len(pids) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+        for log in out.glob("*/log.txt"):
+            text = log.read_text()
+            if "(pid " in text and (log.parent / "checkpoint.pt").exists():
+                pids.add(int(text.split("(pid ")[1].split(")")[0]))
+    assert len(pids) == 2, "the workers did not start in time"
+    assert proc.poll() is None, "the sweep ended before it could be killed; make the runs longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.time() + 20
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids), "workers outlived their sweep"
+    for rid in [p.name for p in out.iterdir() if p.is_dir()]:
+        assert not (out / rid / "summary.json").exists()
+    short = cmd[:-2]
+    r = subprocess.run([*short, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    st = pd.read_csv(out / "status.csv")
+    assert list(st["status"]) == ["completed", "completed"]
+    assert all("resumed at step" in m for m in st["message"])

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from .. import theory
+from ..io import RUN_MARKERS, find_run_folders  # noqa: F401 - part of this module's API
 from ..protocols import REPORT_ORDER, SECOND_SYMBOL, second_axis
 from . import checks as _an
 from .selection import exclusion_reasons, numeric_column, usable_mask
@@ -72,8 +73,6 @@ __all__ = [
     "RADIUS_TOLERANCES", "MAXWELL_DEFAULTS", "ENTROPY_REQUIRED",
 ]
 
-#: Files whose presence makes a folder a run folder.
-RUN_MARKERS: tuple[str, ...] = ("config.json", "summary.json", "error.txt", "metrics.csv", "checkpoint.pt")
 #: Configuration fields copied into the table (from config.json, else summary.json).
 CONFIG_COLUMNS: tuple[str, ...] = (
     "protocol", "model", "width", "dataset", "lr", "wd", "radius", "seed", "iters", "batch_size",
@@ -134,28 +133,6 @@ def _last_step(path: Path) -> float:
         return float(m["step"].max()) if len(m) else float("nan")
     except Exception:  # noqa: BLE001 - a half-written file is just "no step"
         return float("nan")
-
-
-def find_run_folders(root: Path, max_depth: int = 3) -> list[Path]:
-    """Folders under ``root`` (depth ≤ max_depth) holding any of :data:`RUN_MARKERS`.
-
-    A run folder is not searched further; hidden folders are skipped.
-    """
-    found: list[Path] = []
-
-    def walk(folder: Path, depth: int) -> None:
-        try:
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        except OSError:
-            return
-        for child in children:
-            if any((child / m).exists() for m in RUN_MARKERS):
-                found.append(child)
-            elif depth < max_depth:
-                walk(child, depth + 1)
-
-    walk(root, 1)
-    return found
 
 
 def _num(v: Any) -> float:

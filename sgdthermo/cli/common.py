@@ -146,6 +146,8 @@ class SweepProgress(_Bar):
     """Runs done of a sweep with counts by status; off a terminal, a line per finished run."""
 
     def __call__(self, rows: list[dict[str, Any]], last: dict[str, Any] | None = None) -> None:
+        if rows is not getattr(self, "_rows", None):  # another sweep (reproduce runs several): restart the clock
+            self._rows, self.t0 = rows, time.perf_counter()
         self.total = len(rows)
         counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "diverged", "failed", "skipped")}
         done = sum(counts.values())

@@ -38,22 +38,30 @@ def run(args: argparse.Namespace) -> int:
 def _nn(args: argparse.Namespace) -> int:
     from .. import io
     from ..reproduce import NN_PRESETS, reproduce_nn
+    from ..specs import parse_stride
     from ..sweep.spec import check_executor
 
     try:
         if args.preset not in NN_PRESETS:
             raise UsageError(f"--preset {args.preset!r}: expected one of {', '.join(NN_PRESETS)}")
+        if args.paper:
+            raise UsageError("--paper is for the isotropic model; the paper's network settings are "
+                             "the presets cifar10-convnet, cifar10-resnet18, cifar100-convnet, cifar100-resnet18")
         check_executor(args.executor)
         if args.jobs < 1:
             raise UsageError(f"--jobs {args.jobs}: must be at least 1")
-        if args.iters is not None and args.iters < 100:
-            raise UsageError(f"--iters {args.iters}: must be at least 100")
+        for name, low in {"iters": 100, "grid": 2, "queue_size": 2, "seed": 0}.items():
+            v = getattr(args, name)
+            if v is not None and v < low:
+                raise UsageError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
+        every = None if args.queue_every is None else parse_stride("--queue-every", args.queue_every)
         out = io.check_output_folder(args.out, marker="report.md", force=args.force)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
         res = reproduce_nn(out, args.preset, data_dir=args.data_dir, executor=args.executor, jobs=args.jobs,
-                           address=args.address, device=args.device, iters=args.iters, force=args.force,
+                           address=args.address, device=args.device, iters=args.iters, n_grid=args.grid,
+                           seed=args.seed, queue_size=args.queue_size, queue_every=every, force=args.force,
                            log=lambda m: print(m, file=sys.stderr), progress=SweepProgress())
     except ValueError as exc:
         raise UsageError(first_line(exc)) from None

@@ -27,9 +27,12 @@ def add_parser(sub) -> None:
     e.add_argument("--partition", help="Slurm partition")
     e.add_argument("--time-min", type=int, help="Slurm time limit per run, minutes (default 240)")
     e.add_argument("--gpus-per-run", type=float, help="GPUs per run (default 1 on cuda, else 0)")
-    e.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per run on Ray/Slurm")
+    e.add_argument("--cpus-per-run", type=int, help="CPUs reserved per run on Ray/Slurm (torch threads: --threads)")
     e.add_argument("--mem-gb", type=float, help="Slurm memory per run, GB")
-    p.add_argument("--force", action="store_true", help="rerun finished runs from scratch")
+    p.add_argument("--force", action="store_true",
+                   help="rerun finished runs from scratch; in a folder of another spec, replace that sweep")
+    p.add_argument("--add", action="store_true",
+                   help="add this spec's runs to a folder holding a sweep of another spec")
     p.add_argument("--out", required=True, help="sweep folder (its parent must exist)")
     p.set_defaults(run=run)
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
                 if opt.required and getattr(args, opt.name, None) is None:
                     raise ValueError(f"{opt.flag} is required (or give --config FILE.yaml)")
         spec = SweepSpec.from_args(args)
-        plan = prepare_sweep(spec, args.out, bool(getattr(args, "force", False)))
+        plan = prepare_sweep(spec, args.out, bool(getattr(args, "force", False)),
+                             add=bool(getattr(args, "add", False)))
         plan.start()
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(first_line(exc)) from None

@@ -66,6 +66,7 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     device: str = "cpu"
+    threads: int = 1  # torch CPU threads: part of the run (results depend on it), pinned in train
     checkpoint_every: int = 1000
     log_every: int = 200
     log_linear_until: int = 10_000
@@ -105,7 +106,8 @@ class TrainConfig:
         if self.head_norm is not None:
             pos("head_norm", self.head_norm)
         pos("init_norm", self.init_norm)
-        for name in ("iters", "batch_size", "checkpoint_every", "log_every", "queue_size", "queue_every"):
+        for name in ("iters", "batch_size", "threads", "checkpoint_every", "log_every", "queue_size",
+                     "queue_every"):
             v = getattr(self, name)
             if name == "queue_every" and v == "auto":
                 continue
@@ -137,12 +139,12 @@ class TrainConfig:
             raise ConfigError(f"--device {self.device}: expected cpu, cuda, cuda:N or auto")
         if self.device.startswith("cuda") and not _cuda_available():
             raise ConfigError(f"--device {self.device}: CUDA is not available on this machine")
-
-    @classmethod
         _check_log_schedule(self)
         from ..budget import check_train_budget  # only needed here
 
         check_train_budget(self)
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
@@ -153,8 +155,6 @@ class TrainConfig:
 
 
 
-def _cuda_available() -> bool:
-    import torch  # only when a CUDA device is asked for
 def _check_log_schedule(cfg: TrainConfig) -> None:
     """The log schedule's settings (:func:`sgdthermo.nn.measure.log_schedule`): linear logging
     up to a positive step (it divides by it), a positive number of log points per decade."""
@@ -166,6 +166,8 @@ def _check_log_schedule(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name} {v!r}: must be a positive integer ({meaning})")
 
 
+def _cuda_available() -> bool:
+    import torch  # only when a CUDA device is asked for
 
     return bool(torch.cuda.is_available())
 
@@ -221,6 +223,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("queue_dtype", f"storage dtype of the snapshots: {', '.join(QUEUE_DTYPES)}"),
     Option("entropy_method", "sphere entropy estimator"),
     Option("device", "cpu, cuda, cuda:N or auto"),
+    Option("threads", "torch CPU threads of the run; recorded, since the last bits of a CPU run "
+                      "depend on it"),
     Option("tensorboard", "also log to OUT/tensorboard", sweep=False),
 )
 

@@ -39,11 +39,11 @@ import torch.nn.functional as F
 
 from .. import io, stats, theory
 from ..entropy.correlation import entropy_ok
-from ..errors import RunExistsError
+from ..errors import CheckpointError, RunExistsError, first_line
 from .config import TrainConfig
 from .measure import QUEUE_COLUMNS, MeasureConfig, Measurement, log_schedule
 
-__all__ = ["train", "summarize"]
+__all__ = ["train", "summarize", "read_checkpoint"]
 
 _log = logging.getLogger("sgdthermo.train")
 
@@ -73,6 +73,52 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_CHECKPOINT_KEYS = ("config", "step", "model", "optimizer", "sampler", "measurement", "rng", "metrics")
+
+
+def read_checkpoint(path: Path, cfg_dict: dict[str, Any], schedule: set[int]) -> dict[str, Any]:
+    """The checkpoint at ``path`` after checking that it can continue the run ``cfg_dict``.
+
+    Raises :class:`~sgdthermo.errors.CheckpointError` (one line naming the file) when the
+    file cannot be read (empty, truncated, not a checkpoint, or holding anything but
+    tensors and plain containers: it is loaded with ``weights_only=True``), when it was made
+    with another configuration (the differing settings are named), or when its step is
+    impossible: outside ``[0, iters]``, different from the number of batches its sampler
+    drew, or not matching its metrics (the log points of :func:`log_schedule` up to that
+    step must all be there, and none after it).
+    """
+    try:
+        ck = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same answer
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first_line(exc)}); "
+                              "pass --force to start the run over") from None
+    if not isinstance(ck, dict) or any(k not in ck for k in _CHECKPOINT_KEYS):
+        missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+        raise CheckpointError(f"{path}: not a checkpoint of this program (missing {', '.join(missing)}); "
+                              "pass --force to start the run over")
+    saved, now = ck["config"], io.jsonable(cfg_dict)
+    if saved != now:
+        keys = sorted(set(saved) | set(now)) if isinstance(saved, dict) else []
+        diff = [f"{k}={saved.get(k)!r} (now {now.get(k)!r})" for k in keys if saved.get(k) != now.get(k)]
+        raise CheckpointError(f"{path}: made with another configuration ({'; '.join(diff[:4]) or 'unreadable'}); "
+                              "run with the checkpoint's settings, or pass --force to start over")
+    iters = int(cfg_dict["iters"])
+    try:
+        step = int(ck["step"])
+        drawn = int(ck["sampler"]["steps"])
+        logged = [int(r["step"]) for r in ck["metrics"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {first_line(exc)}); "
+                              "pass --force to start the run over") from None
+    expected = sorted(t for t in schedule if t <= step)
+    if not 0 <= step <= iters or drawn != step or logged != expected:
+        why = (f"step {step} outside [0, {iters}]" if not 0 <= step <= iters
+               else f"step {step} but {drawn} batches drawn" if drawn != step
+               else f"step {step} but metrics logged up to step {logged[-1] if logged else 0}")
+        raise CheckpointError(f"{path}: impossible checkpoint ({why}); pass --force to start the run over")
+    return ck
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -137,39 +183,56 @@ def train(
     """
     cfg = config.resolved()
     cfg.validate()
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)  # part of the run: the last bits of CPU results depend on it
+    try:
+        return _train(cfg, Path(out), resume=resume, force=force, log=log, progress=progress,
+                      stop_after=stop_after)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Callable[[str], None],
+           progress: Callable[[int, int], None] | None, stop_after: int | None) -> dict[str, Any]:
     out = io.check_output_folder(out)
     ckpt_path = out / "checkpoint.pt"
     if (out / "summary.json").exists() and not force and not resume:
         raise RunExistsError(f"--out {out}: holds a finished run; pass --force to overwrite")
     if ckpt_path.exists() and not resume and not force:
         raise RunExistsError(f"--out {out}: holds an unfinished run; pass --resume to continue or --force")
-
-    data, model, loss_fn, si, d, opt, sampler, meas, inv = _setup(cfg, log)
-    out.mkdir(exist_ok=True)
     cfg_dict = dataclasses.asdict(cfg)
-    io.write_json({**cfg_dict, "d": d, "invariance_check": inv}, out / "config.json")
-    log(f"entropy queue: {cfg.queue_size} x {d} {cfg.queue_dtype} = {meas.queue_bytes / 2**20:.1f} MiB")
+    schedule = set(log_schedule(cfg.iters, cfg.log_every, cfg.log_linear_until, cfg.log_per_decade))
+    # every check before the first write: a refused resume leaves the folder as it was
+    ck = (read_checkpoint(ckpt_path, cfg_dict, schedule)
+          if resume and ckpt_path.exists() and not force else None)
+    data, model, loss_fn, si, d, opt, sampler, meas, inv = _setup(cfg, log)
 
     rows: list[dict[str, float]] = []
     step = 0
     earlier_s = 0.0  # training time before the last resume
-    if resume and ckpt_path.exists() and not force:
-        ck = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-        if ck["config"] != io.jsonable(cfg_dict):
-            raise RunExistsError(f"--out {out}: the checkpoint was made with another configuration; pass --force")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sampler.load_state_dict(ck["sampler"])
-        meas.load_state_dict(ck["measurement"])
-        torch.set_rng_state(ck["rng"]["torch"])
+    if ck is not None:
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sampler.load_state_dict(ck["sampler"])
+            meas.load_state_dict(ck["measurement"])
+            torch.set_rng_state(ck["rng"]["torch"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise CheckpointError(f"{ckpt_path}: does not fit this run ({type(exc).__name__}: "
+                                  f"{first_line(exc)}); pass --force to start over") from None
         rows = [dict(r) for r in ck["metrics"]]
         step = int(ck["step"])
         earlier_s = float(ck.get("runtime_s", 0.0))
+    out.mkdir(exist_ok=True)
+    io.write_json({**cfg_dict, "d": d, "invariance_check": inv}, out / "config.json")
+    log(f"entropy queue: {cfg.queue_size} x {d} {cfg.queue_dtype} = {meas.queue_bytes / 2**20:.1f} MiB; "
+        f"{cfg.threads} torch thread(s)")
+    if ck is not None:
         log(f"resumed at step {step}")
-    elif (out / "summary.json").exists():
-        (out / "summary.json").unlink()  # force: the old summary no longer describes the run
+    else:  # a fresh start: outputs of an earlier run (force) no longer describe this one
+        for name in ("summary.json", "checkpoint.pt", "metrics.csv"):
+            (out / name).unlink(missing_ok=True)
 
-    schedule = set(log_schedule(cfg.iters, cfg.log_every, cfg.log_linear_until, cfg.log_per_decade))
     writer = _tensorboard(out) if cfg.tensorboard else None
     x, y = data.train_x, data.train_y
     model.train()

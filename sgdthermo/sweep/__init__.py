@@ -16,8 +16,11 @@ and never stops the others.
 
 Executors (one interface, :class:`Executor`):
 
-- ``local``: a ``concurrent.futures.ProcessPoolExecutor`` (spawn) with ``jobs`` workers, each
-  with ``cpu_count // jobs`` torch threads; ``jobs=1`` runs in this process.
+- ``local``: a ``concurrent.futures.ProcessPoolExecutor`` (spawn) with ``jobs`` workers that
+  die with the sweep; ``jobs=1`` runs in this process.
+
+Whatever the executor, a run trains with its own ``threads`` (a TrainConfig field, 1 by
+default, part of its run id), so its metrics do not depend on ``jobs`` or on where it ran.
 - ``ray``: one Ray task per run (``pip install 'sgdthermo[ray]'``), on the cluster at
   ``address`` or on a local instance with ``jobs`` CPUs; ``max_retries=3`` for lost
   workers, no retry of a run's own error.

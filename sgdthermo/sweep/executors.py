@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,21 +34,48 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def _cpu_count() -> int:
+_WATCHED = False  # this process already dies with its parent
+
+
+def _init_worker(parent: int) -> None:
+    """Start of a local worker process: die with the sweep process ``parent``.
+
+    A worker left behind by a killed sweep would finish its run, then wait forever for a
+    parent that is gone, holding its run's lock. On Linux the kernel sends the worker
+    SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); elsewhere, and as a second line,
+    a daemon thread checks once a second that the parent is still the one that started it.
+    Checkpoints are written atomically, so a worker killed at any moment loses at most the
+    steps since its last checkpoint.
+    """
+    import signal
+    import threading
+
+    global _WATCHED
+    if _WATCHED:
+        return
+    _WATCHED = True
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        import ctypes
 
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
-def _init_worker(threads: int) -> None:
-    import torch
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
 
-    torch.set_num_threads(threads)
+    threading.Thread(target=watch, name="sgdthermo-parent-watch", daemon=True).start()
 
 
 class LocalExecutor:
-    """``jobs`` spawned worker processes (``jobs=1``: in this process, no pool).
+    """``jobs`` spawned worker processes (``jobs=1``: in this process, no pool); a worker
+    dies with the sweep (:func:`_init_worker`); each run pins its own torch threads.
 
     A worker that dies (killed, out of memory) breaks the pool: a new pool is started and
     the unfinished runs are submitted again (they resume from their checkpoints), at most
@@ -56,12 +84,11 @@ class LocalExecutor:
 
     def __init__(self, jobs: int = 1, *, max_retries: int = 3) -> None:
         self.jobs = int(jobs)
-        self.threads = max(1, _cpu_count() // self.jobs)
         self.max_retries = int(max_retries)
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
-        return "in this process" if self.jobs == 1 else f"{self.jobs} local processes x {self.threads} threads"
+        return "in this process" if self.jobs == 1 else f"{self.jobs} local processes"
 
     def start(self) -> None:
         pass
@@ -81,7 +108,7 @@ class LocalExecutor:
                 self._pool = cf.ProcessPoolExecutor(
                     max_workers=min(self.jobs, len(remaining)),
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker, initargs=(self.threads,))
+                    initializer=_init_worker, initargs=(os.getpid(),))
                 futures = {self._pool.submit(fn, *items[i]): i for i in remaining}
                 retry = []
                 for fut in cf.as_completed(futures):
@@ -134,6 +161,13 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc})") from None
 
 
+def _ray_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """A Ray task: ``fn(*args)`` in a worker that dies with its raylet (:func:`_init_worker`),
+    so that the workers of a local instance do not outlive a killed sweep."""
+    _init_worker(os.getppid())
+    return fn(*args)
+
+
 class RayExecutor:
     """One Ray task per run, at most ``jobs`` in flight, collected with ``ray.wait``.
 
@@ -182,15 +216,14 @@ class RayExecutor:
         import ray
 
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus, max_retries=3,
-                            retry_exceptions=False)(fn)
+                            retry_exceptions=False)(_ray_task)
         todo = list(enumerate(items))[::-1]
         index: dict[Any, int] = {}
         try:
             while todo or index:
                 while todo and len(index) < self.jobs:
                     i, item = todo.pop()
-                    kw = {"threads": self.cpus_per_run} if fn is run_one else {}
-                    index[remote.remote(*item, **kw)] = i
+                    index[remote.remote(fn, *item)] = i
                 self._pending = list(index)
                 ready, _ = ray.wait(list(index), num_returns=1)
                 ref = ready[0]
@@ -257,7 +290,7 @@ class SubmititExecutor:
 
         ex = submitit.AutoExecutor(folder=str(self.folder), cluster=self.cluster)
         ex.update_parameters(**self.parameters())
-        job_fn = SweepJob(threads=self.cpus_per_run) if fn is run_one else fn
+        job_fn = SweepJob() if fn is run_one else fn
         columns = [list(c) for c in zip(*items)]
         self._jobs = ex.map_array(job_fn, *columns)
         index = {id(j): i for i, j in enumerate(self._jobs)}

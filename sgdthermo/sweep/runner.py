@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RunBusyError
+from ..errors import CheckpointError, ConfigError, RunBusyError
 from ..nn.config import TrainConfig
 from .spec import SweepSpec, expand
 from ..errors import first_line as _first_line
@@ -61,22 +61,29 @@ def _skipped_row(run_id: str, s: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _run_lock(run_dir: Path):
-    """An exclusive, non-blocking ``flock`` on ``run_dir/.lock`` while a run trains, so two
-    sweeps sharing a folder never train the same run at once (released when the process
-    dies; where the file system has no locks, runs go unlocked)."""
+    """An exclusive, non-blocking ``flock`` on ``run_dir/.lock`` (holding the trainer's pid)
+    while a run trains, so that two processes never train the same run at once. The kernel
+    releases it when the process dies, so the lock of a killed trainer is taken over by the
+    next; where the file system has no locks, runs go unlocked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    fh = open(run_dir / ".lock", "a+")
+    fh = open(run_dir / ".lock", "a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunBusyError(f"{run_dir.name} is being trained by another process") from None
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            raise RunBusyError(f"{run_dir.name} is being trained by another process (pid {owner})") from None
         except OSError:  # no locking on this file system
             pass
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
         yield
     finally:
         fh.close()
@@ -98,24 +105,23 @@ def _clear_run(run_dir: Path) -> None:
         pass  # run_one will report it
 
 
-def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike, force: bool = False,
-            *, threads: int | None = None) -> dict[str, Any]:
+def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike,
+            force: bool = False) -> dict[str, Any]:
     """Train one run into ``out_dir/run_id`` and return its status row (never raises).
 
     Finished runs are skipped (unless ``force``: start over); interrupted ones (a
-    checkpoint, no final summary) resume exactly. An exception is caught: the row says
-    ``failed`` with its first line, and ``error.txt`` holds the traceback. The training
-    log goes to ``log.txt``. ``threads``: torch threads for this run.
+    checkpoint, no final summary) resume exactly. A checkpoint that cannot continue the
+    run (unreadable, another configuration, an impossible step) is kept as
+    ``checkpoint.pt.rejected`` and the run starts over, saying so in its message. An
+    exception is caught: the row says ``failed`` with its first line, and ``error.txt``
+    holds the traceback. The training log goes to ``log.txt``. The run pins its own torch
+    thread count (``TrainConfig.threads``), whatever the executor.
     """
     t0 = time.perf_counter()
     row: dict[str, Any] = {"run_id": run_id, "status": "failed", "result": None, "stationary": None,
                            "runtime_s": None, "message": "", "steps": None}
     run_dir = Path(out_dir) / run_id
     try:
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(max(1, int(threads)))
         from ..nn import training
 
         cfg = TrainConfig.from_dict(cfg_dict)
@@ -140,7 +146,14 @@ def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike, f
                         notes.append(msg)
 
                 log(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()})")
-                summary = training.train(cfg, run_dir, resume=True, log=log)
+                try:
+                    summary = training.train(cfg, run_dir, resume=True, log=log)
+                except CheckpointError as exc:  # start over; the rejected file is kept
+                    os.replace(run_dir / "checkpoint.pt", run_dir / "checkpoint.pt.rejected")
+                    note = f"{_first_line(exc)}: kept as checkpoint.pt.rejected, run started over"
+                    log(note)
+                    notes.append(note.replace(str(run_dir) + os.sep, ""))
+                    summary = training.train(cfg, run_dir, force=True, log=log)
         status = summary.get("status")
         if status not in FINAL_STATUSES:
             raise RuntimeError(f"train returned status {status!r}")
@@ -171,12 +184,9 @@ class SweepJob:
     over, even if the sweep was forced).
     """
 
-    def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads
-
     def __call__(self, run_id: str, cfg_dict: dict[str, Any], out: str, force: bool = False,
                  resume: bool = False) -> dict[str, Any]:
-        return run_one(run_id, cfg_dict, out, force and not resume, threads=self.threads)
+        return run_one(run_id, cfg_dict, out, force and not resume)
 
     def checkpoint(self, run_id: str, cfg_dict: dict[str, Any], out: str, force: bool = False,
                    resume: bool = False):
@@ -194,7 +204,8 @@ STATUS_COLUMNS = ("status", "result", "stationary", "runtime_s", "message")
 @dataclass
 class SweepPlan:
     """What :func:`prepare_sweep` found: the runs, their status rows, which are left to run,
-    and the executor (started by :meth:`start`, before anything is written)."""
+    the folder's earlier specs and what to do with them, and the executor. :meth:`start`
+    takes the folder's lock and starts the executor, before anything else is written."""
 
     spec: SweepSpec
     out_dir: Path
@@ -204,11 +215,161 @@ class SweepPlan:
     force: bool
     executor: Any = None
     started: bool = False
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    remove: list[Path] = dataclasses.field(default_factory=list)  # runs of a replaced spec
+    _lock: Any = None
 
     def start(self) -> None:
+        """Take the sweep folder's lock (creating the folder), then start the executor.
+
+        Raises :class:`~sgdthermo.errors.ConfigError` when another sweep holds the folder.
+        """
+        if self._lock is None:
+            self._lock = _SweepLock(self.out_dir)
         if self.todo and not self.started:
-            self.executor.start()
+            try:
+                self.executor.start()
+            except BaseException:
+                self.close(discard=True)
+                raise
             self.started = True
+
+    def close(self, discard: bool = False) -> None:
+        """Stop the executor and release the folder's lock (``discard``: nothing was done,
+        so the lock file, and the folder if the lock created it, are removed)."""
+        try:
+            if self.executor is not None and self.started:
+                self.executor.close()
+        finally:
+            self.started = False
+            if self._lock is not None:
+                self._lock.release(discard=discard)
+                self._lock = None
+
+
+class _SweepLock:
+    """An exclusive ``flock`` on ``OUT/.sweep.lock`` (holding the owner's pid) for as long
+    as a sweep works in ``OUT``. The kernel releases it when the process dies, so the lock
+    of a killed sweep is simply taken over. A folder created here and left empty is removed
+    again when the lock cannot be had."""
+
+    def __init__(self, out: Path) -> None:
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / ".sweep.lock"
+        self.new_dir, self.new_file = created, not self.path.exists()
+        self.fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            owner = self.fh.read().strip() or "unknown"
+            self.fh.close()
+            if created:
+                self.path.unlink(missing_ok=True)
+                out.rmdir()
+            raise ConfigError(f"--out {out}: another sweep is running in this folder (pid {owner}); "
+                              "wait for it to finish or use another folder") from None
+        except OSError:  # pragma: no cover - no locks on this file system
+            pass
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"{os.getpid()}\n")
+        self.fh.flush()
+
+    def release(self, discard: bool = False) -> None:
+        if discard and self.new_file:
+            self.path.unlink(missing_ok=True)
+        self.fh.close()
+        if discard and self.new_dir:
+            try:
+                self.path.parent.rmdir()
+            except OSError:  # not empty after all: leave it
+                pass
+
+
+# ---------------------------------------------------------------------------------------
+# A folder's specs: one sweep per folder unless runs are added explicitly
+# ---------------------------------------------------------------------------------------
+def _runs_key(d: dict[str, Any]) -> str:
+    """What makes two specs the same sweep: the spec's flat mapping without the executor's
+    settings (where or how fast runs execute does not change them), normalised by a round
+    trip through :class:`SweepSpec` so that defaults added later compare equal."""
+    import json
+
+    from .spec import EXECUTOR_KEYS
+
+    flat = {k: v for k, v in d.items() if k != "history"}
+    try:
+        flat = SweepSpec.from_dict(flat).to_dict()
+    except (ValueError, TypeError):  # a spec this version cannot read: compare as written
+        pass
+    flat = {k: v for k, v in flat.items() if k not in EXECUTOR_KEYS}
+    return json.dumps(_io().jsonable(flat), sort_keys=True)
+
+
+def _spec_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    from .spec import EXECUTOR_KEYS
+
+    keys = [k for k in dict.fromkeys([*new, *old]) if k not in EXECUTOR_KEYS and k != "history"]
+    diff = [f"{k} {_io().jsonable(old.get(k))!r} -> {_io().jsonable(new.get(k))!r}"
+            for k in keys if _io().jsonable(old.get(k)) != _io().jsonable(new.get(k))]
+    return "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
+
+
+def _folder_specs(out: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The folder's current spec (``sweep.json``) and its history (earlier specs)."""
+    p = out / "sweep.json"
+    if not p.exists():
+        return None, []
+    try:
+        d = _io().read_json(p)
+        if not isinstance(d, dict):
+            raise ValueError("not a mapping")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--out {out}: sweep.json is unreadable ({_first_line(exc)}); "
+                          "pass --force to start the folder over") from None
+    history = d.get("history") or []
+    if not isinstance(history, list):
+        history = []
+    return {k: v for k, v in d.items() if k != "history"}, [h for h in history if isinstance(h, dict)]
+
+
+def _plan_folder(spec: SweepSpec, out: Path, run_ids: set[str], *, force: bool,
+                 add: bool) -> tuple[list[dict[str, Any]], list[Path]]:
+    """The history to write into ``sweep.json`` and the run folders to remove.
+
+    A folder holds the runs of its specs: the current one and those added with ``add``. The
+    same spec (up to executor settings) goes on; another spec is refused unless ``add``
+    (its runs join the folder; the earlier spec moves to the history) or ``force`` (it
+    replaces the folder's specs, whose run folders that are not runs of the new spec are
+    removed, so that no analysis mixes them)."""
+    from ..io import find_run_folders
+
+    current, history = _folder_specs(out)
+    if current is None:
+        return [], []
+    now = spec.to_dict()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    active = [current] + [h["spec"] for h in history if h.get("status") == "added" and isinstance(h.get("spec"), dict)]
+    key = _runs_key(now)
+    if any(_runs_key(a) == key for a in active):  # the same sweep again
+        return [h for h in history if _runs_key(h.get("spec") or {}) != key] + (
+            [] if _runs_key(current) == key else [{"spec": current, "status": "added", "until": stamp}]), []
+    if add:
+        return history + [{"spec": current, "status": "added", "until": stamp}], []
+    if force:
+        remove = [p for p in find_run_folders(out, max_depth=1) if p.name not in run_ids]
+        replaced = [dict(h, status="replaced") for h in history]
+        return replaced + [{"spec": current, "status": "replaced", "until": stamp}], remove
+    n_old = len(find_run_folders(out, max_depth=1))
+    raise ConfigError(f"--out {out}: holds a sweep of another spec ({n_old} run folder(s); "
+                      f"{_spec_difference(current, now)}); pass --add to add these runs to it, --force to "
+                      "replace it (its runs that are not in this spec are deleted), or use another folder")
 
 
 def _hyper_columns(spec: SweepSpec) -> list[str]:
@@ -217,11 +378,16 @@ def _hyper_columns(spec: SweepSpec) -> list[str]:
     return cols + ["seed"]
 
 
-def prepare_sweep(spec: SweepSpec, out_dir: str | os.PathLike, force: bool = False) -> SweepPlan:
-    """Validate everything and find what is left to run; reads only, writes nothing."""
+def prepare_sweep(spec: SweepSpec, out_dir: str | os.PathLike, force: bool = False, *,
+                  add: bool = False, parents: bool = False) -> SweepPlan:
+    """Validate everything and find what is left to run; reads only, writes nothing.
+
+    A folder holding a sweep of another spec is refused unless ``add`` or ``force``
+    (:func:`_plan_folder`). ``parents``: the folders above ``out_dir`` may be missing."""
     runs = expand(spec)
-    out = _io().check_output_folder(out_dir)
+    out = _io().check_output_folder(out_dir, parents=parents)
     out = out.resolve()
+    history, remove = _plan_folder(spec, out, {rid for rid, _ in runs}, force=force, add=add)
     cols = _hyper_columns(spec)
     rows, todo = [], []
     for i, (rid, cfg) in enumerate(runs):
@@ -233,7 +399,7 @@ def prepare_sweep(spec: SweepSpec, out_dir: str | os.PathLike, force: bool = Fal
             row.update(status="pending", result=None, stationary=None, runtime_s=None, message="")
             todo.append(i)
         rows.append(row)
-    plan = SweepPlan(spec, out, runs, rows, todo, force)
+    plan = SweepPlan(spec, out, runs, rows, todo, force, history=history, remove=remove)
     if todo:
         from .executors import make_executor
 
@@ -254,11 +420,19 @@ def _table(plan: SweepPlan) -> pd.DataFrame:
 
 def execute_sweep(plan: SweepPlan, *, progress: ProgressFn | None = None,
                   log: Callable[[str], None] = _log.info) -> pd.DataFrame:
-    plan.start()  # may raise ValueError (Ray cannot start, no Slurm): nothing written yet
+    plan.start()  # may raise ValueError (another sweep here, Ray cannot start, no Slurm)
     out = plan.out_dir
     try:
-        out.mkdir(exist_ok=True)
-        _io().write_json(plan.spec.to_dict(), out / "sweep.json")
+        if plan.remove:
+            import shutil
+
+            for p in plan.remove:
+                shutil.rmtree(p, ignore_errors=True)
+            log(f"sweep: removed {len(plan.remove)} run folder(s) of the spec this one replaces")
+        sweep = plan.spec.to_dict()
+        if plan.history:
+            sweep["history"] = plan.history
+        _io().write_json(sweep, out / "sweep.json")
         _io().write_csv(_table(plan), out / "status.csv")
         n, k = len(plan.runs), len(plan.runs) - len(plan.todo)
         where = plan.executor.describe() if plan.todo else "nothing to run"
@@ -283,9 +457,7 @@ def execute_sweep(plan: SweepPlan, *, progress: ProgressFn | None = None,
                 if show is not None:
                     show(plan.rows, row)
     finally:
-        if plan.executor is not None and plan.started:
-            plan.executor.close()
-            plan.started = False
+        plan.close()
     df = _table(plan)
     view = df[["run_id", *STATUS_COLUMNS]].copy()
     view["runtime_s"] = [f"{v:.1f}" if isinstance(v, (int, float)) and v == v else "" for v in view["runtime_s"]]
@@ -299,7 +471,7 @@ def execute_sweep(plan: SweepPlan, *, progress: ProgressFn | None = None,
     return df
 
 
-def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, force: bool = False,
+def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, force: bool = False, add: bool = False,
               progress: ProgressFn | None = None, log: Callable[[str], None] = _log.info) -> pd.DataFrame:
     """Run every configuration of ``spec`` into ``out_dir/<run_id>/`` and return the status table.
 
@@ -309,6 +481,13 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, force: bool = Fals
     (this call's wall time, or the training time of a skipped run) and ``message`` (the
     error of a failed run, why a run is not stationary, "resumed at step N").
 
+    A folder holds one sweep: another spec there is refused (ConfigError) unless ``add``
+    (its runs join the folder; ``sweep.json`` keeps the earlier specs under ``history``) or
+    ``force`` (it replaces the folder's sweep: every run starts over and the run folders of
+    the earlier specs are removed). Another sweep working in the same folder is refused
+    (``OUT/.sweep.lock``). Executor settings (``executor``, ``jobs``, ...) may change between
+    calls.
+
     Everything is validated before anything is written (ValueError, one line). Finished
     runs are skipped unless ``force``; interrupted runs resume from their checkpoint; a run
     that raises is recorded as failed (``error.txt`` in its folder) and the others go on.
@@ -317,7 +496,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, force: bool = Fals
     command line draws a bar with it); ``log`` receives the start line and the final table
     (default: the ``sgdthermo.sweep`` logger).
     """
-    plan = prepare_sweep(spec, out_dir, force)
+    plan = prepare_sweep(spec, out_dir, force, add=add)
     return execute_sweep(plan, progress=progress, log=log)
 
 

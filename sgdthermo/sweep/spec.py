@@ -196,7 +196,7 @@ class SweepSpec:
     ``address``: Ray cluster address (None: a local instance). Slurm: ``partition``,
     ``time_min`` (minutes per job), ``mem_gb``. ``gpus_per_run`` (default 1 when the
     device is cuda, else 0; fractional allowed on Ray) and ``cpus_per_run`` (Ray, Slurm:
-    the run's resources and torch threads).
+    the run's resources; its torch threads are the runs' own ``threads``).
     """
 
     base: TrainConfig = field(default_factory=lambda: TrainConfig())
@@ -546,13 +546,22 @@ def _load_yaml(path: str | os.PathLike) -> Any:
 # ---------------------------------------------------------------------------------------
 # Expansion and run ids
 # ---------------------------------------------------------------------------------------
+#: Fields added to TrainConfig after run ids were first issued, with the value that leaves
+#: them out of the hash (so the ids of runs made before they existed do not change).
+_LATER_FIELDS: dict[str, Any] = {"threads": 1}
+
+
 def config_hash(cfg: TrainConfig, n: int = HASH_LEN) -> str:
     """First ``n`` hex digits of the SHA-1 of the resolved config as JSON with sorted keys.
 
     Independent of the process, the Python version and the order in which fields or
-    grid axes were given (floats are written with their shortest round-trip repr).
+    grid axes were given (floats are written with their shortest round-trip repr). Fields
+    of :data:`_LATER_FIELDS` at their listed value are left out.
     """
     d = dataclasses.asdict(cfg.resolved())
+    for name, value in _LATER_FIELDS.items():  # ids from before these fields existed stay valid
+        if d.get(name) == value:
+            del d[name]
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
 
