@@ -330,3 +330,23 @@ def test_train_out_that_is_a_file_gives_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "not a folder" in err[0]
     assert target.read_text() == "keep"
+
+
+def test_a_run_being_trained_elsewhere_is_refused(stopped_run, capsys):
+    """Two trainers on one folder: the second is refused with the first's pid, and writes nothing."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from sgdthermo.nn.training import run_lock\n"
+        f"with run_lock(__import__('pathlib').Path({str(stopped_run)!r})):\n"
+        "    print('locked', flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _files(stopped_run)
+        code = main(["train", *_FAST_FLAGS, "--lr", "0.02", "--resume", "--out", str(stopped_run)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and f"being trained by another process (pid {holder.pid})" in err[-1], err
+        assert _files(stopped_run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["train", *_FAST_FLAGS, "--lr", "0.02", "--resume", "--out", str(stopped_run)]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import UsageError, first_line
+from ..errors import RunBusyError, UsageError, first_line
 from .common import StepProgress, add_training_options
 
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         summary = train(cfg, args.out, resume=args.resume, force=args.force,
                         log=lambda m: print(m, file=sys.stderr),
                         progress=StepProgress(f"{args.model} {args.protocol}"))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RunBusyError) as exc:
         raise UsageError(first_line(exc)) from None
     keys = ["status", "stationary", "d", "rho", "rho_err", "rho_theory", "rho_theory_discrete", "sigma2", "T", "S"]
     if args.protocol == "fixed-sphere":

@@ -22,6 +22,7 @@ Digits defaults (docs/networks.md): a ConvNet of width 4 with a frozen head of n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -39,11 +40,11 @@ import torch.nn.functional as F
 
 from .. import io, stats, theory
 from ..entropy.correlation import entropy_ok
-from ..errors import CheckpointError, RunExistsError, first_line
+from ..errors import CheckpointError, RunBusyError, RunExistsError, first_line
 from .config import TrainConfig
 from .measure import QUEUE_COLUMNS, MeasureConfig, Measurement, log_schedule
 
-__all__ = ["train", "summarize", "read_checkpoint"]
+__all__ = ["train", "summarize", "read_checkpoint", "run_lock"]
 
 _log = logging.getLogger("sgdthermo.train")
 
@@ -121,6 +122,49 @@ def read_checkpoint(path: Path, cfg_dict: dict[str, Any], schedule: set[int]) ->
     return ck
 
 
+_HELD_LOCKS: set[str] = set()  # run folders whose lock this process holds
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """An exclusive, non-blocking ``flock`` on ``run_dir/.lock`` (holding the trainer's pid)
+    while a run trains, so that two processes never train the same run at once; raises
+    :class:`~sgdthermo.errors.RunBusyError` naming the other's pid. Re-entrant within a
+    process (a sweep holds it around :func:`train`, which takes it too). The kernel releases
+    it when the process dies, so the lock of a killed trainer is taken over by the next;
+    where the file system has no locks, runs go unlocked."""
+    key = str(Path(run_dir).resolve())
+    if key in _HELD_LOCKS:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fh = open(Path(run_dir) / ".lock", "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            raise RunBusyError(f"{Path(run_dir).name} is being trained by another process (pid {owner})") from None
+        except OSError:  # no locking on this file system
+            pass
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        _HELD_LOCKS.add(key)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(key)
+    finally:
+        fh.close()
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -186,14 +230,16 @@ def train(
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)  # part of the run: the last bits of CPU results depend on it
     try:
-        return _train(cfg, Path(out), resume=resume, force=force, log=log, progress=progress,
-                      stop_after=stop_after)
+        with contextlib.ExitStack() as stack:
+            return _train(cfg, Path(out), resume=resume, force=force, log=log, progress=progress,
+                          stop_after=stop_after, stack=stack)
     finally:
         torch.set_num_threads(before)
 
 
 def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Callable[[str], None],
-           progress: Callable[[int, int], None] | None, stop_after: int | None) -> dict[str, Any]:
+           progress: Callable[[int, int], None] | None, stop_after: int | None,
+           stack: contextlib.ExitStack) -> dict[str, Any]:
     out = io.check_output_folder(out)
     ckpt_path = out / "checkpoint.pt"
     if (out / "summary.json").exists() and not force and not resume:
@@ -224,6 +270,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Calla
         step = int(ck["step"])
         earlier_s = float(ck.get("runtime_s", 0.0))
     out.mkdir(exist_ok=True)
+    stack.enter_context(run_lock(out))  # another process training here: RunBusyError, nothing written
     io.write_json({**cfg_dict, "d": d, "invariance_check": inv}, out / "config.json")
     log(f"entropy queue: {cfg.queue_size} x {d} {cfg.queue_dtype} = {meas.queue_bytes / 2**20:.1f} MiB; "
         f"{cfg.threads} torch thread(s)")

@@ -5,7 +5,6 @@ See :mod:`sgdthermo.sweep` for the folder layout. :func:`run_one` is what every 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ConfigError, RunBusyError
 from ..nn.config import TrainConfig
+from ..nn.training import run_lock
 from .spec import SweepSpec, expand
 from ..errors import first_line as _first_line
 
@@ -59,36 +59,6 @@ def _skipped_row(run_id: str, s: dict[str, Any]) -> dict[str, Any]:
             "message": f"finished earlier ({s.get('status')})", "steps": s.get("steps")}
 
 
-@contextlib.contextmanager
-def _run_lock(run_dir: Path):
-    """An exclusive, non-blocking ``flock`` on ``run_dir/.lock`` (holding the trainer's pid)
-    while a run trains, so that two processes never train the same run at once. The kernel
-    releases it when the process dies, so the lock of a killed trainer is taken over by the
-    next; where the file system has no locks, runs go unlocked."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fh = open(run_dir / ".lock", "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip() or "unknown"
-            raise RunBusyError(f"{run_dir.name} is being trained by another process (pid {owner})") from None
-        except OSError:  # no locking on this file system
-            pass
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
-
-
 _TRAIN_OUTPUTS = ("summary.json", "checkpoint.pt", "metrics.csv", "config.json", "curves.png",
                   "error.txt", "log.txt")
 
@@ -98,7 +68,7 @@ def _clear_run(run_dir: Path) -> None:
     if not run_dir.is_dir():
         return
     try:
-        with _run_lock(run_dir):
+        with run_lock(run_dir):
             for name in _TRAIN_OUTPUTS:
                 (run_dir / name).unlink(missing_ok=True)
     except RunBusyError:
@@ -129,7 +99,7 @@ def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike,
         if done is not None and not force:
             return _skipped_row(run_id, done)
         run_dir.mkdir(exist_ok=True)
-        with _run_lock(run_dir):
+        with run_lock(run_dir):
             done = finished_summary(run_dir)  # finished meanwhile by another process?
             if done is not None and not force:
                 return _skipped_row(run_id, done)
