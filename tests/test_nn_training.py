@@ -185,6 +185,8 @@ def test_divergence_is_reported(tmp_path, capsys):
     (["--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"], "/nonexistent/cifar"),
     (["--dataset", "cifar10"], "--data-dir"),
     (["--iters", "0"], "--iters 0"),
+    (["--threads", "0"], "--threads 0"),
+    (["--threads", "1000000"], "--threads 1000000: at most 1024"),
 ])
 def test_bad_input(tmp_path, capsys, args, match):
     base = {"--model": "convnet", "--dataset": "digits", "--protocol": "fixed-lr", "--lr": "0.1",

@@ -29,6 +29,9 @@ DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "synthetic")
 LOSSES: tuple[str, ...] = ("ce", "mse")
 #: Default width multiplier of each model (the paper's: ConvNet 8, ResNet-18 4; MLP hidden size 64).
 DEFAULT_WIDTHS: dict[str, int] = {"convnet": 8, "resnet18": 4, "mlp": 64}
+#: The most torch threads a run may ask for (more than any machine has; the OpenMP runtime
+#: fails allocating per-thread state long before a million).
+MAX_THREADS: int = 1024
 #: Storage dtypes of the entropy queue's snapshots.
 QUEUE_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
@@ -114,6 +117,8 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 allowed = "a positive integer or 'auto'" if name == "queue_every" else "a positive integer"
                 raise ConfigError(f"--{name.replace('_', '-')} {v!r}: must be {allowed}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"--threads {self.threads}: at most {MAX_THREADS}")
         if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
             raise ConfigError(f"--width {self.width}: must be a positive integer")
         if self.noise_batches < 2:
