@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import io
+    from ..entropy.correlation import queue_advice
     from ..isotropic import simulate_isotropic, validate_settings
     from ..specs import parse_spec, parse_stride
 
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     io.write_csv(res.table, out / "results.csv")
     n_ns = int((~res.table["stationary"]).sum())
     n_corr = int((~res.table["entropy_ok"].astype(bool)).sum())
-    advice = "more --iters or a smaller --queue-size" if every == "auto" else "raise --queue-every"
-    flagged = f"{n_corr} entropy estimate(s) from correlated snapshots ({advice}); " if n_corr else ""
+    flagged = (f"{n_corr} entropy estimate(s) from correlated snapshots ({queue_advice(every)}); "
+               if n_corr else "")
     print(f"{len(res.table)} grid point(s) in {res.runtime:.1f} s; {n_ns} not stationary; {flagged}"
           f"results in {out / 'results.csv'}")
     if not args.no_report:

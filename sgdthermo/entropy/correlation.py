@@ -32,7 +32,7 @@ import torch
 
 from ..stats import autocorr_time
 
-__all__ = ["iid_lag_fraction", "projection_tau", "nn_lag_fraction", "entropy_ok", "MIN_N_EFF",
+__all__ = ["iid_lag_fraction", "projection_tau", "nn_lag_fraction", "entropy_ok", "queue_advice", "MIN_N_EFF",
            "LAG_MARGIN"]
 
 #: Fewest independent snapshots for a trusted entropy.
@@ -86,6 +86,15 @@ def nn_lag_fraction(nn_index: np.ndarray) -> float:
     if nn_index.size == 0:
         return float("nan")
     return float(np.mean(np.abs(nn_index - np.arange(nn_index.size)) == 1))
+
+
+def queue_advice(queue_every: int | str) -> str:
+    """What to change when a queue's snapshots are correlated: with an explicit stride,
+    raise it; with ``auto`` (which already spaces them as far as the window allows), give the
+    run more steps or the queue fewer snapshots."""
+    if queue_every == "auto":
+        return "the run is too short to space them further: more --iters or a smaller --queue-size"
+    return "raise --queue-every"
 
 
 def entropy_ok(lag_fraction: float, n: int, queue_tau: float, *, min_n_eff: float = MIN_N_EFF,

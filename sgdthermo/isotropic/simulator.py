@@ -48,7 +48,7 @@ import pandas as pd
 from .. import stats, theory
 from ..budget import check_isotropic_budget
 from ..entropy import EntropyEstimate, check_method_option, sphere_entropy_batch
-from ..entropy.correlation import entropy_ok
+from ..entropy.correlation import entropy_ok, queue_advice
 from ..errors import ConfigError
 from ..protocols import validate_hyperparameters
 from ..specs import parse_spec
@@ -411,7 +411,7 @@ def simulate_isotropic(
         protocol, d, lr_g, wd_g, rad_g, float(sigma), m, se, tau_steps, n_eff, worst, stationary,
         S_u, S_u_err, vmf=loss is None,
     )
-    table = _with_queue_diagnostics(table, ests)
+    table = _with_queue_diagnostics(table, ests, queue_advice("auto" if auto else queue_every))
     settings = dict(
         protocol=protocol, dim=d, sigma=float(sigma), iters=int(iters), queue_size=int(queue_size),
         queue_every=int(queue_every), queue_every_auto=auto, queue_every_note=note,
@@ -488,12 +488,13 @@ def _results_table(
     return pd.DataFrame(cols)
 
 
-def _with_queue_diagnostics(table: pd.DataFrame, ests: Sequence[EntropyEstimate]) -> pd.DataFrame:
+def _with_queue_diagnostics(table: pd.DataFrame, ests: Sequence[EntropyEstimate],
+                            advice: str) -> pd.DataFrame:
     """Insert after ``S_err`` the queue's correlation (:mod:`sgdthermo.entropy.correlation`):
     ``queue_tau`` (snapshots, ½ when independent), ``queue_n_eff``, ``queue_nn_lag`` (fraction of
     snapshots whose nearest neighbour is adjacent in time) and the verdict ``entropy_ok`` with
-    ``entropy_note`` (why not)."""
-    verdicts = [entropy_ok(e.nn_lag_fraction, e.n, e.queue_tau) for e in ests]
+    ``entropy_note`` (why not, ending with ``advice``)."""
+    verdicts = [entropy_ok(e.nn_lag_fraction, e.n, e.queue_tau, advice=advice) for e in ests]
     cols = {
         "queue_tau": [e.queue_tau for e in ests], "queue_n_eff": [e.n_eff for e in ests],
         "queue_nn_lag": [e.nn_lag_fraction for e in ests],

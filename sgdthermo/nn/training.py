@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import io, stats, theory
-from ..entropy.correlation import entropy_ok
+from ..entropy.correlation import entropy_ok, queue_advice
 from ..errors import CheckpointError, RunBusyError, RunExistsError, first_line
 from .config import TrainConfig
 from .measure import QUEUE_COLUMNS, MeasureConfig, Measurement, log_schedule
@@ -418,9 +418,8 @@ def summarize(metrics: pd.DataFrame, cfg: TrainConfig, d: int) -> dict[str, Any]
         for key in QUEUE_COLUMNS:
             out[key] = float(last[key]) if key in ent and pd.notna(last[key]) else None
         if out["queue_tau"] is not None and out["queue_nn_lag"] is not None:
-            advice = ("the run is too short to space them further: more --iters or a smaller --queue-size"
-                      if cfg.queue_every == "auto" else "raise --queue-every")
-            ok, why = entropy_ok(out["queue_nn_lag"], cfg.queue_size, out["queue_tau"], advice=advice)
+            ok, why = entropy_ok(out["queue_nn_lag"], cfg.queue_size, out["queue_tau"],
+                                 advice=queue_advice(cfg.queue_every))
             out["entropy_ok"], out["entropy_note"] = bool(ok), why
         else:
             out["entropy_ok"], out["entropy_note"] = None, "queue correlation not measured"
