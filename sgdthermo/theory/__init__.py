@@ -38,6 +38,15 @@ from __future__ import annotations
 
 from ..protocols import PROTOCOLS, check_protocol
 from .bessel import log_bessel_iv
+from .equilibrium import (
+                  EQUILIBRIUM_KINDS,
+                  Equilibrium,
+                  adam_l2_equilibrium,
+                  adamw_equilibrium,
+                  protocol_equilibrium,
+                  sgd_equilibrium,
+                  steps_to_equilibrium,
+)
 from .gas import (
                   adiabatic_index,
                   direction_correlation_steps,
@@ -129,4 +138,11 @@ __all__ = [
     "isotherm_invariant",
     "isotherm",
     "isotherm_lr",
+    "Equilibrium",
+    "EQUILIBRIUM_KINDS",
+    "sgd_equilibrium",
+    "adamw_equilibrium",
+    "adam_l2_equilibrium",
+    "protocol_equilibrium",
+    "steps_to_equilibrium",
 ]
