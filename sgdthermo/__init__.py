@@ -6,6 +6,7 @@ The curated API (names are imported on first use, so ``import sgdthermo`` is che
     from sgdthermo import simulate_isotropic, verify  # the isotropic model and its V1–V4 checks
     from sgdthermo import sphere_entropy              # k-NN entropy of directions on S^{d-1}
     from sgdthermo import TrainConfig, train          # one network run into a folder
+    from sgdthermo import Thermometer                 # measure any model, optimizer and loop
     from sgdthermo import SweepSpec, run_sweep, analyze
 
 Layers, lowest first (a module imports only from layers below it): ``errors``,
@@ -40,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "nn.config", "train": "nn.training", "build_model": "nn.models",
     "find_scale_invariant": "nn.models", "set_si_norm": "nn.models", "load_dataset": "nn.data",
     "BatchSampler": "nn.data", "make_optimizer": "nn.optim", "Measurement": "nn.measure",
-    "MeasureConfig": "nn.measure",
+    "MeasureConfig": "nn.measure", "Thermometer": "nn.thermometer",
     # sweeps and their analysis
     "SweepSpec": "sweep", "run_sweep": "sweep", "load_runs": "analysis.network", "analyze": "report.network",
     # reproductions

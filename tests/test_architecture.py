@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "sgdthermo.entropy": 3,
     "sgdthermo.nn.config": 4, "sgdthermo.isotropic": 4,
     "sgdthermo.nn": 5,
-    "sgdthermo.sweep": 6,
+    "sgdthermo.sweep": 6, "sgdthermo.integrations": 6,
     "sgdthermo.analysis": 7,
     "sgdthermo.figures": 8,
     "sgdthermo.report": 9,

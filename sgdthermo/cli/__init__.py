@@ -4,6 +4,7 @@
     sgdthermo reproduce isotropic --out DIR [--paper]
     sgdthermo train --model convnet --dataset digits --protocol fixed-elr --lr 0.02 --wd 0.01 ...
     sgdthermo sweep ... --out DIR          sgdthermo analyze DIR --out REPORT
+    sgdthermo thermo RUN_DIR                (a Thermometer's verdicts and curves)
 
 This package is the only place that prints for the user and turns errors into exit codes:
 bad input gives one line on stderr naming the value and what is allowed, exit code 2, and
@@ -19,13 +20,13 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import UsageError
-from . import analyze, isotropic, reproduce, sweep, train
+from . import analyze, isotropic, reproduce, sweep, thermo, train
 from .common import Parser
 
 __all__ = ["main", "build_parser", "EXIT_USAGE"]
 
 EXIT_USAGE = 2
-_SUBCOMMANDS = (isotropic, reproduce, train, sweep, analyze)
+_SUBCOMMANDS = (isotropic, reproduce, train, sweep, analyze, thermo)
 
 
 def build_parser() -> argparse.ArgumentParser:

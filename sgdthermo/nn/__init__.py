@@ -7,6 +7,7 @@
   the i.i.d. batch sampler;
 - :mod:`~sgdthermo.nn.optim`: the protocols as drop-in torch optimizers;
 - :mod:`~sgdthermo.nn.measure`: the measurement that attaches to a training loop;
+- :mod:`~sgdthermo.nn.thermometer`: :class:`Thermometer`, for any model, optimizer and loop;
 - :mod:`~sgdthermo.nn.training`: :func:`train`, one run into a folder, with checkpoints and resume.
 
 Names are imported on first use, so ``sgdthermo.nn.config`` does not pull in torch.
@@ -25,7 +26,8 @@ _EXPORTS = {
     "make_optimizer": "optim", "FixedLR": "optim", "FixedELR": "optim", "FixedSphere": "optim",
     "ProtocolOptimizer": "optim",
     "Measurement": "measure", "MeasureConfig": "measure", "gradient_noise": "measure", "log_schedule": "measure",
-    "train": "training", "summarize": "training",
+    "train": "training", "summarize": "training", "Thermometer": "thermometer",
+    "scale_invariant_groups": "models",
 }
 
 __all__ = sorted(_EXPORTS)

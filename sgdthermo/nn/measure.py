@@ -43,7 +43,8 @@ from torch import nn
 
 from .. import theory
 
-__all__ = ["MeasureConfig", "Measurement", "EntropyQueue", "log_schedule", "gradient_noise", "QUEUE_COLUMNS"]
+__all__ = ["MeasureConfig", "Measurement", "EntropyQueue", "log_schedule", "gradient_noise", "noise_moments",
+           "QUEUE_COLUMNS"]
 
 #: The entropy queue's correlation at each entropy estimate (:mod:`sgdthermo.entropy.correlation`):
 #: τ in snapshots (½ when independent), the independent snapshots N/(2τ), and the fraction of
@@ -117,7 +118,19 @@ def gradient_noise(
     for p in params:
         p.grad = None
     model.train(was_training)
-    G = torch.stack(grads)  # (K, d)
+    return noise_moments(torch.stack(grads))
+
+
+def noise_moments(G: torch.Tensor) -> dict[str, float]:
+    r"""The unbiased gradient-noise estimates from K minibatch gradients ``G`` (K × d):
+    :math:`\widehat{\mathrm{tr}\,\Sigma} = rac{1}{K-1}\sum_k\|g_k-ar g\|^2` (``trace_cov``, with
+    its standard error ``trace_cov_err`` over the draws) and
+    :math:`\widehat{\|
+abla L\|^2} = \|ar g\|^2 - \widehat{\mathrm{tr}\,\Sigma}/K` (``grad_sq``;
+    ``grad_norm`` its clipped square root)."""
+    K = int(G.shape[0])
+    if K < 2:
+        raise ValueError("noise_moments needs at least 2 minibatch gradients")
     mean = G.mean(0)
     dev2 = ((G - mean) ** 2).sum(1)  # ‖g_k − ḡ‖²
     trace = float(dev2.sum() / (K - 1))

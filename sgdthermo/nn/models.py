@@ -73,6 +73,7 @@ __all__ = [
     "MLP",
     "build_model",
     "find_scale_invariant",
+    "scale_invariant_groups",
     "check_scale_invariance",
     "count_parameters",
     "si_norm",
@@ -486,6 +487,110 @@ def find_scale_invariant(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     si = [probe.orig[i] for i in si_idx]
     other = [probe.orig[i] for i in trainable if i not in si_set]
     return si, other
+
+
+def _float_tensors(obj: object, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+    """The floating-point tensors in a model's output (or input): a tensor, or any nesting
+    of tuples, lists and mappings (a Hugging Face ``ModelOutput`` is a mapping)."""
+    if isinstance(obj, torch.Tensor):
+        return [obj] if torch.is_floating_point(obj) else []
+    if isinstance(obj, dict) or hasattr(obj, "items"):
+        return [t for v in obj.values() for t in _float_tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _float_tensors(v)]
+    return []
+
+
+def _to_dtype(obj: object, dtype: torch.dtype) -> object:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if torch.is_floating_point(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _to_dtype(v, dtype) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_dtype(v, dtype) for v in obj)
+    return obj
+
+
+class _ForwardProbe(_Probe):
+    """A :class:`_Probe` that compares the model's outputs on any inputs ``(args, kwargs)``
+    (no loss needed): every floating tensor the forward pass returns."""
+
+    def __init__(self, model: nn.Module, args: tuple, kwargs: dict, dtype: torch.dtype,
+                 norm_eps: float | None) -> None:
+        self.args, self.kwargs = _to_dtype(tuple(args), dtype), _to_dtype(dict(kwargs), dtype)
+        first = next(iter(_float_tensors((args, kwargs))), None)
+        self.x = first if first is not None else torch.zeros(0)
+        self.model = copy.deepcopy(model).to(dtype).train()
+        if norm_eps is not None:
+            for m in self.model.modules():
+                if isinstance(getattr(m, "eps", None), float):
+                    m.eps = float(norm_eps)
+        self.orig = list(model.parameters())
+        self.params = list(self.model.parameters())
+        self.index = {id(p): i for i, p in enumerate(self.orig)}
+        self.logits0, self.loss0 = self.evaluate()
+        if self.logits0.numel() == 0:
+            raise ValueError("the model's forward pass returns no floating-point tensor to compare")
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[torch.Tensor, float]:
+        devices = [self.x.device.index or 0] if self.x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            out = self.model(*self.args, **self.kwargs)
+        flat = [t.detach().reshape(-1) for t in _float_tensors(out)]
+        z = torch.cat(flat) if flat else torch.zeros(0, dtype=torch.float64)
+        return z, float(z.norm())
+
+
+def scale_invariant_groups(model: nn.Module, args: Sequence[object] = (), kwargs: dict | None = None, *,
+                           factor: float = 3.0, rtol: float = 1e-4, norm_eps: float | None = 1e-16,
+                           dtype: torch.dtype = torch.float64,
+                           ) -> tuple[dict[str, list[nn.Parameter]], list[str]]:
+    r"""The scale-invariant groups of any model, found by testing its forward pass on one batch
+    ``model(*args, **kwargs)``: ``({group name: [parameters]}, [names of the other trainable
+    parameters])``.
+
+    Each trainable tensor whose scaling by ``factor`` leaves every floating-point output
+    unchanged (relative ``rtol``) is a group of its own, named after the parameter (a layer's
+    weight followed by BatchNorm, LayerNorm, GroupNorm or RMSNorm). Tensors that are invariant
+    only together (the convolutions feeding a residual stream) are found as in
+    :func:`find_scale_invariant` and form one group ``"joint"``. A tensor whose zeroing changes
+    nothing has no direction and is listed among the others. The test runs on a float64 copy
+    in train mode with normalisation ``eps`` set to ``norm_eps`` (see
+    :func:`find_scale_invariant`); the model is not modified.
+    """
+    if factor <= 0 or factor == 1:
+        raise ValueError(f"factor must be positive and != 1, got {factor}")
+    names = {id(p): n for n, p in model.named_parameters()}
+    probe = _ForwardProbe(model, tuple(args), dict(kwargs or {}), dtype, norm_eps)
+
+    def invariant(idx: Sequence[int], f: float = factor) -> bool:
+        dl, dz = probe.change(idx, f)
+        return dl <= rtol and dz <= rtol
+
+    groups: dict[str, list[nn.Parameter]] = {}
+    rest: list[int] = []
+    inert: list[int] = []
+    alone: list[int] = []
+    for i, p in enumerate(probe.orig):
+        if not p.requires_grad:
+            continue
+        if invariant([i]):
+            (alone if not invariant([i], 0.0) else inert).append(i)
+        else:
+            rest.append(i)
+    for i in alone:
+        groups[names[id(probe.orig[i])]] = [probe.orig[i]]
+    joint = list(rest)
+    while joint and not invariant(alone + joint):
+        scores = [max(probe.change(alone + [g for g in joint if g != j], factor)) for j in joint]
+        joint.pop(min(range(len(joint)), key=scores.__getitem__))
+    if joint:
+        groups["joint"] = [probe.orig[i] for i in sorted(joint)]
+    in_groups = {id(p) for ps in groups.values() for p in ps}
+    others = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in in_groups]
+    return groups, others
 
 
 def check_scale_invariance(model: nn.Module, params: Iterable[torch.Tensor], x: torch.Tensor,

@@ -59,7 +59,7 @@ def _skipped_row(run_id: str, s: dict[str, Any]) -> dict[str, Any]:
             "message": f"finished earlier ({s.get('status')})", "steps": s.get("steps")}
 
 
-_TRAIN_OUTPUTS = ("summary.json", "checkpoint.pt", "metrics.csv", "config.json", "curves.png",
+_TRAIN_OUTPUTS = ("summary.json", "checkpoint.pt", "metrics.csv", "thermo.csv", "config.json", "curves.png",
                   "error.txt", "log.txt")
 
 

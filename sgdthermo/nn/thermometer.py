@@ -1,0 +1,632 @@
+r"""A thermometer for any network, any optimizer, any training loop.
+
+:class:`Thermometer` attaches to an ``nn.Module`` and a ``torch.optim.Optimizer``::
+
+    th = Thermometer(model, optimizer, log_dir="run/thermo")
+    for step, (x, y) in enumerate(loader, 1):
+        loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward(); optimizer.step()
+        th.step()                                     # cheap: reads weights and gradients
+        if step % 200 == 0:
+            th.log(step, noise_batches=lambda: next(noise_iter))   # optional: tr Σ from K batches
+    df = th.to_frame()                                # one row per (log point, group)
+
+**Groups.** The scale-invariant groups are found by testing the model's forward pass on the
+first batch it sees (:func:`sgdthermo.nn.models.scale_invariant_groups`): every weight whose
+scaling leaves the outputs unchanged (a layer followed by BatchNorm, LayerNorm, GroupNorm or
+RMSNorm) is a group of its own, tensors invariant only together form the group ``"joint"``.
+``groups=`` overrides the detection (``{name: [parameters]}``). The other trainable parameters
+are listed (:attr:`Thermometer.others`), never dropped. Rows: one per group and one for the
+whole scale-invariant set, ``group == "all"``.
+
+**Per step** (:meth:`Thermometer.step`, after ``optimizer.step()``), for each group with
+weights :math:`w` (before the step :math:`w_0`), :math:`\rho = |w|` and
+:math:`\Delta = w - w_0`: the angle :math:`\theta = \angle(w_0, w)`, the radial and tangential
+parts of the update (:math:`\Delta_r = \Delta\cdot w_0/|w_0|`,
+:math:`\Delta_t^2 = |\Delta|^2 - \Delta_r^2`), and the minibatch gradient on the unit sphere
+:math:`\|g_B(u)\|^2 = \rho_0^2\|g_B(w_0)\|^2` (the ``.grad`` the step used). All on the device,
+without synchronising; nothing is read back until :meth:`log`.
+
+**Per log point** (:meth:`Thermometer.log`): the interval's means — ``rho``, ``elr`` (the
+effective learning rate: :math:`\eta/\rho^2` for SGD-type updates, :math:`\eta/\rho` for Adam-type
+ones, whose update does not scale with ρ; η̃ for the protocols), ``angular_update`` (the RMS angle
+per step, :math:`\sqrt{\overline{\theta^2}}`), ``radial_update``, ``tangential_update``,
+``grad_sq_unit`` — the hyperparameters read from the optimizer's param groups at every step
+(schedules are followed), and the predictions of :mod:`sgdthermo.theory.equilibrium` for the
+optimizer in use: ``rho_pred``, ``angular_update_pred``, ``relaxation_steps``, with a
+``verdict`` per group. With ``noise_batches`` (K batches at frozen weights, BatchNorm statistics
+restored): ``grad_sq`` (:math:`\|\nabla L\|^2`), ``trace_cov`` with ``trace_cov_err``,
+``sigma2`` (:math:`\rho^2\,\mathrm{tr}\Sigma/(d-1)`) and ``T`` where the theory defines it.
+
+**Verdicts.** ``diverging``: non-finite weights or gradients. ``interpolating``: the gradient on
+the sphere and the radius falling at each of the last :data:`TREND_POINTS` log points (the
+gradient by more than :data:`INTERPOLATION_DROP` in all) with the radius not above its
+prediction: the loss is going to zero and there is no stationary state. ``equilibrated``: a claim, made only when
+the radius and the angular update are both within ``tolerance`` of the predictions and the
+radius has stopped drifting. ``approaching``: a prediction exists but is not met yet;
+``steps_left`` is the expected number of steps to get within ``tolerance`` along the
+predicted relaxation. ``unknown``: no prediction for this optimizer (the measured quantities are
+still reported).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import io, theory
+
+__all__ = ["Thermometer", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP", "TREND_POINTS"]
+
+#: The verdicts a group can get.
+VERDICTS: tuple[str, ...] = ("approaching", "equilibrated", "interpolating", "diverging", "unknown")
+#: Columns every row has (in this order first).
+FRAME_COLUMNS: tuple[str, ...] = (
+    "step", "group", "d", "optimizer", "lr", "wd", "rho", "rho_pred", "elr", "angular_update",
+    "angular_update_pred", "radial_update", "tangential_update", "grad_sq_unit", "relaxation_steps",
+    "steps_left", "verdict", "reason",
+)
+#: Relative fall of the gradient on the sphere and of the radius that marks interpolation.
+INTERPOLATION_DROP: float = 0.3
+#: Log points over which trends (drift, interpolation) are judged.
+TREND_POINTS: int = 4
+
+
+def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
+    """``"sgd"``, ``"adamw"``, ``"adam"`` (L2 weight decay), a protocol of
+    :mod:`sgdthermo.nn.optim` (``"fixed-lr"``, ...), or ``"unknown"``."""
+    from .optim import ProtocolOptimizer
+
+    if isinstance(optimizer, ProtocolOptimizer):
+        return optimizer.protocol
+    if isinstance(optimizer, torch.optim.AdamW):
+        return "adamw"
+    if isinstance(optimizer, torch.optim.Adam):
+        decoupled = any(g.get("decoupled_weight_decay", False) for g in optimizer.param_groups)
+        return "adamw" if decoupled else "adam"
+    if isinstance(optimizer, torch.optim.SGD):
+        return "sgd"
+    return "unknown"
+
+
+def _hyper(kind: str, group: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters of one optimizer param group that the predictions need."""
+    if kind == "sgd":
+        return {"lr": float(group["lr"]), "wd": float(group.get("weight_decay", 0.0)),
+                "momentum": float(group.get("momentum", 0.0)), "dampening": float(group.get("dampening", 0.0)),
+                "nesterov": bool(group.get("nesterov", False))}
+    if kind in ("adamw", "adam"):
+        b1, b2 = group.get("betas", (0.9, 0.999))
+        return {"lr": float(group["lr"]), "wd": float(group.get("weight_decay", 0.0)), "betas": (float(b1), float(b2))}
+    if kind == "fixed-lr":
+        return {"lr": float(group["lr"]), "wd": float(group["weight_decay"])}
+    if kind == "fixed-elr":
+        return {"lr": float(group["elr"]), "wd": float(group["weight_decay"])}
+    if kind == "fixed-sphere":
+        return {"lr": float(group["elr"]), "wd": float("nan"), "radius": float(group["radius"])}
+    return {"lr": float(group.get("lr", float("nan"))), "wd": float(group.get("weight_decay", float("nan")))}
+
+
+class _Group:
+    """One group's tensors, the copy of its weights before the step, and its accumulators."""
+
+    def __init__(self, name: str, params: list[nn.Parameter], opt_group: int) -> None:
+        self.name, self.params, self.opt_group = name, params, opt_group
+        self.d = int(sum(p.numel() for p in params))
+        self.prev = [p.detach().clone() for p in params]
+        self.prev_sq = self._sq(self.prev)
+        self.history: list[dict[str, Any]] = []
+        self.reset()
+
+    @staticmethod
+    def _sq(ts: Sequence[torch.Tensor]) -> torch.Tensor:
+        return sum((t.double() * t.double()).sum() for t in ts)
+
+    def reset(self) -> None:
+        dev = self.params[0].device
+        # n, Σθ², Σρ, Σρ², Σ Δ_r, Σ Δ_t, Σ‖g_B(u)‖², Σ‖a‖² (Adam-type normalised update), nonfinite
+        self.acc = torch.zeros(9, dtype=torch.float64, device=dev)
+
+    @torch.no_grad()
+    def step(self, eta_wd: float, eta: float, adam: bool) -> torch.Tensor:
+        """Accumulate one step; returns this step's (Σw₀·w, |w|², |w₀|², ‖g‖²) for the "all" row."""
+        cur = [p.detach() for p in self.params]
+        sq = self._sq(cur)
+        dot = sum((a.double() * b.double()).sum() for a, b in zip(cur, self.prev))
+        grads = [p.grad for p in self.params if p.grad is not None]
+        gsq = self._sq(grads) if grads else torch.zeros((), dtype=torch.float64, device=sq.device)
+        stats = torch.stack([dot, sq, self.prev_sq, gsq])
+        self.acc += _step_terms(stats, eta_wd, eta, adam)
+        for p, q in zip(cur, self.prev):
+            q.copy_(p)
+        self.prev_sq = sq
+        return stats
+
+
+def _step_terms(stats: torch.Tensor, eta_wd: float, eta: float, adam: bool) -> torch.Tensor:
+    """The accumulator increments of one step from (w₀·w, |w|², |w₀|², ‖g_B(w₀)‖²)."""
+    dot, sq, psq, gsq = stats
+    rho0 = psq.clamp_min(1e-300).sqrt()
+    rho = sq.sqrt()
+    cos = (dot / (rho0 * rho.clamp_min(1e-300))).clamp(-1.0, 1.0)
+    theta2 = torch.acos(cos) ** 2
+    delta2 = (sq - 2 * dot + psq).clamp_min(0.0)
+    radial = (dot - psq) / rho0
+    tangential = (delta2 - radial**2).clamp_min(0.0).sqrt()
+    # Adam-type: w = (1 − ηλ) w₀ − η a, so ‖a‖² = ‖Δ + ηλ w₀‖²/η²
+    a2 = (delta2 + 2 * eta_wd * (dot - psq) + eta_wd**2 * psq) / max(eta, 1e-300) ** 2 if adam \
+        else torch.zeros((), dtype=torch.float64, device=stats.device)
+    finite = torch.isfinite(stats).all()
+    bad = (~finite).double()
+    one = torch.ones((), dtype=torch.float64, device=stats.device)
+    vals = torch.stack([one, theta2, rho, sq, radial, tangential, psq * gsq, a2, bad])
+    return torch.where(torch.isfinite(vals), vals, torch.zeros_like(vals))  # a bad step is counted, not summed
+
+
+class Thermometer:
+    """Measure any network under any optimizer, with the theory's predictions next to it.
+
+    Parameters
+    ----------
+    model, optimizer : the network and its ``torch.optim.Optimizer`` (any; predictions for
+        ``SGD`` (momentum, Nesterov, coupled weight decay), ``AdamW``, ``Adam`` (L2 weight
+        decay) and the protocol optimizers of :mod:`sgdthermo.nn.optim`).
+    log_dir : folder for ``thermo.csv`` (rewritten at every log point) and, at :meth:`close`,
+        ``thermo.parquet`` (with ``parquet=True``; needs pyarrow) and ``groups.json``.
+    groups : ``{name: [parameters]}`` instead of the detection.
+    example : a batch for the detection now (a tensor, a tuple of positional inputs, or a
+        mapping of keyword inputs); by default the first batch the model sees is used.
+    loss_fn : ``loss_fn(model, batch) -> loss`` for noise batches (default: cross-entropy of
+        ``model(batch[0])`` against ``batch[1]``).
+    noise_k : noise batches per log point when :meth:`log` gets ``noise_batches``.
+    tolerance : relative distance to the predictions within which a group is ``equilibrated``.
+    queue_size, queue_every, queue_dtype, entropy_method : an entropy queue of the whole
+        scale-invariant set (off with ``queue_size=0``, the default; see
+        :class:`sgdthermo.nn.measure.EntropyQueue`).
+    tensorboard : also write the scalars with ``torch.utils.tensorboard`` to ``log_dir``.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, log_dir: str | os.PathLike | None = None,
+                 groups: Mapping[str, Sequence[nn.Parameter]] | None = None, example: Any = None,
+                 loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, noise_k: int = 8,
+                 tolerance: float = 0.1, queue_size: int = 0, queue_every: int | str = "auto",
+                 queue_dtype: str = "float32", entropy_method: str | None = None, tensorboard: bool = False,
+                 parquet: bool = False, seed: int = 0) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError("the model has no trainable parameters (frozen): nothing to measure")
+        if noise_k < 2:
+            raise ValueError(f"noise_k {noise_k}: must be at least 2")
+        if not 0 < tolerance < 1:
+            raise ValueError(f"tolerance {tolerance}: must be in (0, 1)")
+        self.model, self.optimizer = model, optimizer
+        self.kind = optimizer_kind(optimizer)
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.loss_fn = loss_fn or _default_loss
+        self.noise_k, self.tolerance = int(noise_k), float(tolerance)
+        self.parquet, self.seed = bool(parquet), int(seed)
+        self.queue_cfg = (int(queue_size), queue_every, queue_dtype, entropy_method)
+        self.rows: list[dict[str, Any]] = []
+        self.groups: dict[str, _Group] = {}
+        self.others: list[str] = []
+        self.queue = None
+        self._hook = None
+        self._writer = None
+        self._names = {id(p): n for n, p in model.named_parameters()}
+        self._opt_index = {id(p): i for i, g in enumerate(optimizer.param_groups) for p in g["params"]}
+        self._steps = 0
+        self._all = torch.zeros(9, dtype=torch.float64)
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.log_dir))
+        if groups is not None:
+            self._set_groups({str(k): list(v) for k, v in groups.items()}, None)
+        elif example is not None:
+            self._detect(*_as_inputs(example))
+        else:  # the first batch the model sees
+            self._pending = {id(p): p.detach().clone() for p in model.parameters() if p.requires_grad}
+            self._hook = model.register_forward_pre_hook(self._capture, with_kwargs=True)
+
+    # ------------------------------------------------------------------ groups
+    def _capture(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self._hook.remove()
+        self._hook = None
+        self._captured = (tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args),
+                          {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()})
+
+    def _detect(self, args: tuple, kwargs: dict, before: dict[int, torch.Tensor] | None = None) -> None:
+        from .models import scale_invariant_groups
+
+        found, _ = scale_invariant_groups(self.model, args, kwargs)
+        if not found:
+            raise ValueError("no scale-invariant parameters found: the model has no weights followed by a "
+                             "normalisation layer (BatchNorm, LayerNorm, GroupNorm, RMSNorm); pass groups= to name them")
+        self._set_groups(found, before)
+
+    def _set_groups(self, found: dict[str, list[nn.Parameter]], before: dict[int, torch.Tensor] | None) -> None:
+        params = {id(p) for p in self.model.parameters()}
+        for name, ps in found.items():
+            if not ps:
+                raise ValueError(f"group {name!r}: no parameters")
+            for p in ps:
+                if id(p) not in params:
+                    raise ValueError(f"group {name!r}: holds a tensor that is not a parameter of the model")
+                if id(p) not in self._opt_index:
+                    raise ValueError(f"parameter {self._names.get(id(p), '?')!r} (group {name!r}) is not in the "
+                                     "optimizer: add it to a param group, or leave it out with groups=")
+                if not torch.isfinite(p.detach()).all():
+                    raise ValueError(f"parameter {self._names.get(id(p), '?')!r} holds NaN or inf weights")
+            opt = {self._opt_index[id(p)] for p in ps}
+            if len(opt) > 1:
+                raise ValueError(f"group {name!r} spans optimizer param groups {sorted(opt)}: its tensors must "
+                                 "share one learning rate and weight decay")
+            g = _Group(name, ps, opt.pop())
+            if before is not None:  # the weights before the first step (detection came after it)
+                g.prev = [before[id(p)].clone() for p in ps]
+                g.prev_sq = g._sq(g.prev)
+            self.groups[name] = g
+        used = {id(p) for g in self.groups.values() for p in g.params}
+        self.others = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in used]
+        size, every, dtype, _ = self.queue_cfg
+        if size > 0:
+            from .measure import EntropyQueue
+
+            d = sum(g.d for g in self.groups.values())
+            self.queue = EntropyQueue(size, d, stride=every, dtype=getattr(torch, dtype),
+                                      device=next(iter(self.groups.values())).params[0].device, seed=self.seed)
+        if self.log_dir is not None:
+            io.write_json({"optimizer": self.kind, "groups": {k: {"d": g.d, "parameters": [self._names.get(id(p), "?")
+                                                                                           for p in g.params]}
+                                                              for k, g in self.groups.items()},
+                           "others": self.others}, self.log_dir / "groups.json")
+
+    @property
+    def d(self) -> int:
+        """Scale-invariant parameters in all groups."""
+        return sum(g.d for g in self.groups.values())
+
+    # ------------------------------------------------------------------ per step
+    @torch.no_grad()
+    def step(self) -> None:
+        """Read the step just taken (call after every ``optimizer.step()``)."""
+        if not self.groups:
+            if getattr(self, "_captured", None) is None:
+                raise RuntimeError("Thermometer.step() before the model saw a batch: call it after optimizer.step()")
+            args, kwargs = self._captured
+            self._captured = None
+            self._detect(args, kwargs, before=self._pending)
+            self._pending = None
+        self._steps += 1
+        total = None
+        for g in self.groups.values():
+            pg = self.optimizer.param_groups[g.opt_group]
+            eta, wd = float(pg.get("lr", 0.0)), float(pg.get("weight_decay", 0.0))
+            adam = self.kind in ("adamw", "adam")
+            stats = g.step(eta * wd if self.kind == "adamw" else 0.0, eta, adam)
+            total = stats if total is None else total + stats
+        self._all = self._all.to(total.device) + _step_terms(total, 0.0, 1.0, False)
+        if self.queue is not None and self.queue.wants(self._steps):
+            self.queue.push(self._steps, [p for g in self.groups.values() for p in g.params])
+
+    # ------------------------------------------------------------------ log point
+    def log(self, step: int, noise_batches: Callable[[], Any] | Iterable[Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of this log point (one per group, then ``"all"``); also kept for
+        :meth:`to_frame` and written to ``log_dir``. ``noise_batches``: a callable returning
+        one batch per call, or an iterable of batches; :attr:`noise_k` are used."""
+        if not self.groups:
+            raise RuntimeError("Thermometer.log() before the first step()")
+        noise = self._noise(noise_batches) if noise_batches is not None else {}
+        rows = []
+        for name, g in self.groups.items():
+            row = self._row(step, name, np.asarray(g.acc.cpu().tolist()), g.d, g.opt_group, g.history,
+                            noise.get(name))
+            rows.append({k: _plain(v) for k, v in row.items()})  # plain Python: checkpoints load weights-only
+            g.history.append(rows[-1])
+            g.reset()
+        rows.append({k: _plain(v) for k, v in self._all_row(step, rows, noise.get("all")).items()})
+        self._all.zero_()
+        if self.queue is not None:
+            self._entropy(rows[-1])
+        self.rows.extend(rows)
+        self._write(rows)
+        return rows
+
+    def _row(self, step: int, name: str, acc: np.ndarray, d: int, opt_group: int, history: list[dict[str, Any]],
+             noise: dict[str, float] | None) -> dict[str, Any]:
+        pg = self.optimizer.param_groups[opt_group]
+        hyper = _hyper(self.kind, pg)
+        n = max(acc[0], 1.0)
+        rho = acc[2] / n
+        row: dict[str, Any] = {"step": int(step), "group": name, "d": d, "optimizer": self.kind,
+                               "lr": hyper["lr"], "wd": hyper["wd"], "steps": int(acc[0]), "rho": rho,
+                               "rho2_mean": acc[3] / n, "angular_update": math.sqrt(acc[1] / n),
+                               "radial_update": acc[4] / n, "tangential_update": acc[5] / n,
+                               "grad_sq_unit": acc[6] / n, "update_sq": acc[7] / n if self.kind in ("adamw", "adam")
+                               else float("nan")}
+        row["elr"] = _elr(self.kind, hyper, rho)
+        if noise:
+            row.update(noise)
+            row["sigma2"] = rho**2 * noise["trace_cov"] / (d - 1) if d > 1 else float("nan")
+            row["T"] = _temperature(self.kind, hyper, row["sigma2"], d)
+        eq = _predict(self.kind, hyper, row, d)
+        row["rho_pred"], row["angular_update_pred"] = eq.rho, eq.angular_update
+        row["relaxation_steps"], row["prediction_note"] = eq.relaxation_steps, eq.note
+        verdict, steps_left, reason = self._verdict(row, history, bad=acc[8] > 0 or not math.isfinite(rho))
+        row["verdict"], row["steps_left"], row["reason"] = verdict, steps_left, reason
+        return row
+
+    def _all_row(self, step: int, rows: list[dict[str, Any]], noise: dict[str, float] | None) -> dict[str, Any]:
+        acc = self._all.cpu().numpy()
+        n = max(acc[0], 1.0)
+        d = sum(r["d"] for r in rows)
+        row: dict[str, Any] = {"step": int(step), "group": "all", "d": d, "optimizer": self.kind,
+                               "lr": rows[0]["lr"], "wd": rows[0]["wd"], "steps": int(acc[0]), "rho": acc[2] / n,
+                               "rho2_mean": acc[3] / n, "angular_update": math.sqrt(acc[1] / n),
+                               "radial_update": acc[4] / n, "tangential_update": acc[5] / n,
+                               "grad_sq_unit": acc[6] / n, "elr": float("nan")}
+        if noise:
+            row.update(noise)
+            row["sigma2"] = row["rho"] ** 2 * noise["trace_cov"] / (d - 1)
+        # predictions of the whole set from its groups': |w|² adds up; θ² is the ρ²-weighted mean
+        preds = [(r["rho_pred"], r["angular_update_pred"], r["rho"]) for r in rows]
+        if all(math.isfinite(p[0]) and math.isfinite(p[1]) for p in preds):
+            rp2 = sum(p[0] ** 2 for p in preds)
+            row["rho_pred"] = math.sqrt(rp2)
+            row["angular_update_pred"] = math.sqrt(sum(p[0] ** 2 * p[1] ** 2 for p in preds) / rp2)
+        else:
+            row["rho_pred"] = row["angular_update_pred"] = float("nan")
+        row["relaxation_steps"] = max((r["relaxation_steps"] for r in rows), default=float("nan"))
+        verdicts = [r["verdict"] for r in rows]
+        left = [r["steps_left"] for r in rows if r["verdict"] == "approaching"]
+        for v in ("diverging", "approaching", "interpolating", "unknown"):
+            if v in verdicts:
+                who = [r["group"] for r in rows if r["verdict"] == v]
+                row["verdict"], row["reason"] = v, f"{len(who)} of {len(rows)} group(s) {v}: {', '.join(who[:3])}"
+                break
+        else:
+            row["verdict"], row["reason"] = "equilibrated", f"all {len(rows)} group(s) equilibrated"
+        row["steps_left"] = max(left) if left else (0.0 if row["verdict"] == "equilibrated" else float("nan"))
+        return row
+
+    def _verdict(self, row: dict[str, Any], history: list[dict[str, Any]], bad: bool) -> tuple[str, float, str]:
+        from ..theory.equilibrium import steps_to_equilibrium
+
+        tol = self.tolerance
+        if bad:
+            return "diverging", float("nan"), "non-finite weights or gradients"
+        recent = [*history[-(TREND_POINTS - 1):], row]
+        if len(recent) >= TREND_POINTS and self.kind != "fixed-sphere":
+            gs, rs = [r["grad_sq_unit"] for r in recent], [r["rho"] for r in recent]
+            g0, g1, r0, r1 = gs[0], gs[-1], rs[0], rs[-1]
+            falling = all(b < a for a, b in zip(gs, gs[1:])) and all(b < a for a, b in zip(rs, rs[1:]))
+            below = not math.isfinite(row["rho_pred"]) or r1 <= (1 + tol) * row["rho_pred"]
+            if falling and below and g0 > 0 and g1 < (1 - INTERPOLATION_DROP) * g0:
+                return "interpolating", float("nan"), (f"gradient on the sphere fell {100 * (1 - g1 / g0):.0f} % "
+                                                       f"and the radius {100 * (1 - r1 / r0):.1f} % over "
+                                                       f"{len(recent)} log points")
+        rp, ap = row["rho_pred"], row["angular_update_pred"]
+        if not (math.isfinite(rp) and math.isfinite(ap)):
+            return "unknown", float("nan"), row.get("prediction_note") or f"no prediction for {self.kind}"
+        dr = row["rho"] / rp - 1
+        da = row["angular_update"] / ap - 1
+        drift = abs(recent[-1]["rho"] / recent[-2]["rho"] - 1) if len(recent) >= 2 else float("inf")
+        if abs(dr) <= tol and abs(da) <= tol and drift <= tol / 2:
+            return "equilibrated", 0.0, f"radius {100 * dr:+.1f} %, angular update {100 * da:+.1f} % of the prediction"
+        left = steps_to_equilibrium(row["rho"], rp, row["relaxation_steps"], tol=tol)
+        why = f"radius {100 * dr:+.1f} %, angular update {100 * da:+.1f} % of the prediction"
+        if abs(dr) <= tol and abs(da) <= tol:
+            why += f"; the radius still drifts ({100 * drift:.1f} % since the last log point)"
+        # at least until the next log point, which must confirm it
+        return "approaching", float(max(left, row["steps"])), why
+
+    # ------------------------------------------------------------------ gradient noise
+    def _noise(self, source: Callable[[], Any] | Iterable[Any]) -> dict[str, dict[str, float]]:
+        """tr Σ and ‖∇L‖² per group from :attr:`noise_k` batches at frozen weights."""
+        from .measure import _bn_buffers, noise_moments
+
+        it = None if callable(source) else iter(source)
+        batches = [source() if it is None else next(it) for _ in range(self.noise_k)]
+        model = self.model
+        saved = [b.clone() for b in _bn_buffers(model)]
+        was = model.training
+        model.train()
+        groups = list(self.groups.values())
+        flat: list[list[torch.Tensor]] = [[] for _ in groups]
+        keep = {id(p): p.grad for g in groups for p in g.params}
+        try:
+            for batch in batches:
+                for g in groups:
+                    for p in g.params:
+                        p.grad = None
+                loss = self.loss_fn(model, batch)
+                grads = torch.autograd.grad(loss, [p for g in groups for p in g.params], allow_unused=True)
+                k = 0
+                for i, g in enumerate(groups):
+                    parts = []
+                    for p in g.params:
+                        gr = grads[k]
+                        k += 1
+                        parts.append((gr if gr is not None else torch.zeros_like(p)).reshape(-1).double())
+                    flat[i].append(torch.cat(parts))
+        finally:
+            for b, s in zip(_bn_buffers(model), saved):
+                b.copy_(s)
+            model.train(was)
+            for g in groups:
+                for p in g.params:
+                    p.grad = keep[id(p)]
+        out = {g.name: noise_moments(torch.stack(f)) for g, f in zip(groups, flat)}
+        out["all"] = noise_moments(torch.cat([torch.stack(f) for f in flat], dim=1))
+        return out
+
+    def _entropy(self, row: dict[str, Any]) -> None:
+        from ..entropy import sphere_entropy
+
+        q = self.queue
+        q.adapt()
+        row["queue_every"] = q.stride
+        if q.full and q.fresh >= q.size:
+            method = self.queue_cfg[3]
+            est = sphere_entropy(q.ordered(), return_details=True, ordered=True,
+                                 **({} if method is None else {"method": method}))
+            row.update(S_sphere=float(est.value), S_sphere_err=float(est.stderr), queue_tau=float(est.queue_tau),
+                       queue_n_eff=float(est.n_eff), queue_nn_lag=float(est.nn_lag_fraction),
+                       S=float(theory.total_entropy(est.value, float(q.rho.mean()), self.d)))
+            q.mark_estimated()
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Rows, accumulators and the entropy queue (tensors and plain containers only)."""
+        return {"rows": [dict(r) for r in self.rows], "steps": self._steps, "all": self._all.cpu(),
+                "groups": {k: {"acc": g.acc.cpu(), "history": [dict(r) for r in g.history]}
+                           for k, g in self.groups.items()},
+                "queue": None if self.queue is None else self.queue.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (after the model's weights were restored: the
+        next step is measured from them)."""
+        if set(state["groups"]) != set(self.groups):
+            raise ValueError(f"Thermometer state for groups {sorted(state['groups'])}, "
+                             f"not {sorted(self.groups)}")
+        self.rows = [dict(r) for r in state["rows"]]
+        self._steps = int(state["steps"])
+        self._all = state["all"].to(self._all.device).clone()
+        for k, g in self.groups.items():
+            g.acc = state["groups"][k]["acc"].to(g.acc.device).clone()
+            g.history = [dict(r) for r in state["groups"][k]["history"]]
+            g.prev = [p.detach().clone() for p in g.params]
+            g.prev_sq = g._sq(g.prev)
+        if self.queue is not None and state.get("queue") is not None:
+            self.queue.load_state_dict(state["queue"])
+
+    # ------------------------------------------------------------------ output
+    def to_frame(self):
+        """Every row so far as a pandas DataFrame (:data:`FRAME_COLUMNS` first)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows)
+        if df.empty:
+            return pd.DataFrame(columns=list(FRAME_COLUMNS))
+        first = [c for c in FRAME_COLUMNS if c in df]
+        return df[first + [c for c in df.columns if c not in first]]
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self.log_dir is not None:
+            io.write_csv(self.to_frame(), self.log_dir / "thermo.csv")
+        if self._writer is not None:
+            for r in rows:
+                for k, v in r.items():
+                    if k not in ("step", "d", "steps") and isinstance(v, (int, float)) and not isinstance(v, bool) \
+                            and math.isfinite(v):
+                        self._writer.add_scalar(f"thermo/{r['group']}/{k}", v, r["step"])
+
+    def close(self) -> None:
+        """Flush the files (``thermo.parquet`` with ``parquet=True``) and the TensorBoard writer."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        if self.log_dir is not None and self.rows:
+            io.write_csv(self.to_frame(), self.log_dir / "thermo.csv")
+            if self.parquet:
+                self.to_frame().to_parquet(self.log_dir / "thermo.parquet", index=False)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> "Thermometer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers: inputs, loss, effective learning rate, temperature, predictions
+# ---------------------------------------------------------------------------------------
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _as_inputs(example: Any) -> tuple[tuple, dict]:
+    if isinstance(example, Mapping):
+        return (), dict(example)
+    if isinstance(example, tuple):
+        return example, {}
+    return (example,), {}
+
+
+def _default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    if isinstance(batch, Mapping):
+        out = model(**batch)
+        loss = out["loss"] if isinstance(out, Mapping) else getattr(out, "loss", None)
+        if loss is None:
+            raise ValueError("a mapping batch needs a model that returns a loss (or pass loss_fn=)")
+        return loss
+    x, y = batch[0], batch[1]
+    return F.cross_entropy(model(x), y)
+
+
+def _elr(kind: str, hyper: dict[str, Any], rho: float) -> float:
+    if kind in ("fixed-elr", "fixed-sphere"):
+        return hyper["lr"]
+    if rho <= 0 or not math.isfinite(rho):
+        return float("nan")
+    return hyper["lr"] / rho if kind in ("adamw", "adam") else hyper["lr"] / rho**2
+
+
+def _temperature(kind: str, hyper: dict[str, Any], sigma2: float, d: int) -> float:
+    """T where the theory defines it: the protocols, and SGD as fixed LR with the momentum's
+    effective learning rate η/(1−μ)."""
+    if not math.isfinite(sigma2) or sigma2 < 0:
+        return float("nan")
+    sig = math.sqrt(sigma2)
+    if kind in ("fixed-lr", "fixed-elr"):
+        return float(theory.temperature(kind, lr=hyper["lr"], sigma=sig, d=d, wd=hyper["wd"]))
+    if kind == "fixed-sphere":
+        return float(theory.temperature(kind, lr=hyper["lr"], sigma=sig, d=d))
+    if kind == "sgd" and hyper["wd"] > 0:
+        return float(theory.temperature("fixed-lr", lr=hyper["lr"] / (1 - hyper["momentum"]), sigma=sig, d=d,
+                                        wd=hyper["wd"]))
+    return float("nan")
+
+
+def _predict(kind: str, hyper: dict[str, Any], row: dict[str, Any], d: int):
+    from ..theory.equilibrium import Equilibrium, equilibrium
+
+    nan = float("nan")
+    try:
+        if kind == "sgd":
+            return equilibrium("sgd", lr=hyper["lr"], wd=hyper["wd"], grad_sq_unit=row["grad_sq_unit"],
+                               momentum=hyper["momentum"], dampening=hyper["dampening"], nesterov=hyper["nesterov"])
+        if kind == "adamw":
+            return equilibrium("adamw", lr=hyper["lr"], wd=hyper["wd"], d=d, betas=hyper["betas"])
+        if kind == "adam":
+            return equilibrium("adam", lr=hyper["lr"], wd=hyper["wd"], d=d, betas=hyper["betas"],
+                               grad_sq_unit=row["grad_sq_unit"])
+        if kind in ("fixed-lr", "fixed-elr"):
+            return equilibrium(kind, lr=hyper["lr"], wd=hyper["wd"], grad_sq_unit=row["grad_sq_unit"])
+        if kind == "fixed-sphere":
+            return equilibrium(kind, lr=hyper["lr"], radius=hyper["radius"], grad_sq_unit=row["grad_sq_unit"])
+    except ValueError as exc:  # e.g. no weight decay: no equilibrium
+        return Equilibrium(nan, nan, nan, str(exc))
+    return Equilibrium(nan, nan, nan, f"no prediction for the optimizer {kind!r}")
