@@ -281,3 +281,33 @@ def test_parquet_output(tmp_path):
     _drive(model, opt, th, 20, log_every=10)
     th.close()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "thermo.parquet"), th.to_frame())
+
+
+def test_protocol_optimizer_per_tensor_groups_are_predicted_as_sgd_at_the_step_rate():
+    """A tensor of a protocol's scale-invariant vector gets plain SGD at η_t = η̃ρ_t² (the
+    whole-vector formula applies only to the whole vector); a tensor of the other param group
+    must not crash the log."""
+    from sgdthermo.nn.optim import make_optimizer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32, bias=False), nn.LayerNorm(32), nn.ReLU(),
+                          nn.Linear(32, 32, bias=False), nn.BatchNorm1d(32, affine=False), nn.ReLU(),
+                          nn.Linear(32, 3))
+    si = [model[0].weight, model[3].weight]
+    other = [p for p in model.parameters() if all(p is not q for q in si)]
+    opt = make_optimizer("fixed-elr", si, lr=0.02, weight_decay=0.01, other_params=other)
+    th = Thermometer(model, opt)
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    for t in range(1, 41):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        th.step()
+        if t % 20 == 0:
+            rows = th.log(t)
+    by = {r["group"]: r for r in rows}
+    assert by["0.weight"]["lr"] == pytest.approx(opt.last_step["lr"])
+    assert math.isfinite(by["0.weight"]["rho_pred"]) and by["0.weight"]["verdict"] != "unknown"
+    assert "joint" in by  # the LayerNorm's γ and β, in the other param group: logged, no crash
+    whole = Thermometer(model, opt, groups={"si": si})
+    assert whole._protocol_part("si", opt.param_groups[0])[0] == "fixed-elr"

@@ -349,7 +349,11 @@ class Thermometer:
     def _row(self, step: int, name: str, acc: np.ndarray, d: int, opt_group: int, history: list[dict[str, Any]],
              noise: dict[str, float] | None) -> dict[str, Any]:
         pg = self.optimizer.param_groups[opt_group]
-        hyper = _hyper(self.kind, pg)
+        kind = self.kind
+        if kind in ("fixed-lr", "fixed-elr", "fixed-sphere"):
+            kind, hyper = self._protocol_part(name, pg)
+        else:
+            hyper = _hyper(kind, pg)
         n = max(acc[0], 1.0)
         rho = acc[2] / n
         row: dict[str, Any] = {"step": int(step), "group": name, "d": d, "optimizer": self.kind,
@@ -358,17 +362,32 @@ class Thermometer:
                                "radial_update": acc[4] / n, "tangential_update": acc[5] / n,
                                "grad_sq_unit": acc[6] / n, "update_sq": acc[7] / n if self.kind in ("adamw", "adam")
                                else float("nan")}
-        row["elr"] = _elr(self.kind, hyper, rho)
+        row["elr"] = _elr(kind, hyper, rho)
         if noise:
             row.update(noise)
             row["sigma2"] = rho**2 * noise["trace_cov"] / (d - 1) if d > 1 else float("nan")
-            row["T"] = _temperature(self.kind, hyper, row["sigma2"], d)
-        eq = _predict(self.kind, hyper, row, d)
+            row["T"] = _temperature(kind, hyper, row["sigma2"], d)
+        eq = _predict(kind, hyper, row, d)
         row["rho_pred"], row["angular_update_pred"] = eq.rho, eq.angular_update
         row["relaxation_steps"], row["prediction_note"] = eq.relaxation_steps, eq.note
         verdict, steps_left, reason = self._verdict(row, history, bad=acc[8] > 0 or not math.isfinite(rho))
         row["verdict"], row["steps_left"], row["reason"] = verdict, steps_left, reason
         return row
+
+    def _protocol_part(self, name: str, pg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The update a group gets from a protocol optimizer: the protocol itself when the group
+        is the whole scale-invariant vector; for a part of it (one tensor of the set) or a
+        tensor of the other param group, plain SGD with coupled decay at the step's learning
+        rate η_t (fixed LR: η; otherwise η̃ρ_t²), which is what each tensor sees."""
+        g = self.groups[name]
+        if pg.get("si") and {id(p) for p in g.params} == {id(p) for p in pg["params"]}:
+            return self.kind, _hyper(self.kind, pg)
+        eta = float(getattr(self.optimizer, "last_step", {}).get("lr", float("nan")))
+        wd = float(pg.get("weight_decay", 0.0) or 0.0)
+        if self.kind == "fixed-sphere" and pg.get("si"):
+            # a part of the sphere: projected with the rest, no decay of its own to balance
+            return "unknown", {"lr": eta, "wd": float("nan")}
+        return "sgd", {"lr": eta, "wd": wd, "momentum": 0.0, "dampening": 0.0, "nesterov": False}
 
     def _all_row(self, step: int, rows: list[dict[str, Any]], noise: dict[str, float] | None) -> dict[str, Any]:
         acc = self._all.cpu().numpy()
@@ -425,7 +444,12 @@ class Thermometer:
         dr = row["rho"] / rp - 1
         da = row["angular_update"] / ap - 1
         drift = _drift([r["rho"] for r in recent])  # the radius's trend over the recent log points
-        settled = len(recent) >= TREND_POINTS and drift <= tol / 2
+        # settled: no trend over a window long enough to see the relaxation (≥ 3 relaxation
+        # times); for fixed ELR the angle holds at every step, so only the radius can tell
+        window = recent[-1]["step"] - recent[0]["step"]
+        tau = row["relaxation_steps"]
+        settled = (len(recent) >= TREND_POINTS and drift <= tol / 2 and math.isfinite(tau)
+                   and window >= 3 * tau and self.kind != "fixed-elr")
         if abs(da) <= tol and drift <= tol / 2 and (abs(dr) <= tol or settled):
             why = f"radius {100 * dr:+.1f} %, angular update {100 * da:+.1f} % of the prediction"
             if abs(dr) > tol:  # the angle is the rotational equilibrium; the radius also needs E‖g_B(u)‖²
