@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 
+from ..nn.models import forked_rng
 from . import _noise_loader, _NoiseBatches, _scalars
 
 try:
@@ -73,14 +73,6 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 def _device(model: torch.nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-@contextmanager
-def _forked_rng(device: torch.device):
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
 
 
 class ThermometerTrainerCallback(TrainerCallback):
@@ -171,7 +163,7 @@ class ThermometerTrainerCallback(TrainerCallback):
         step = int(state.global_step)
         if step % self.log_every == 0:
             if self._noise is not None:
-                with _forked_rng(_device(self._model)):
+                with forked_rng(_device(self._model)):
                     rows = th.log(step, noise_batches=self._noise)
             else:
                 rows = th.log(step)

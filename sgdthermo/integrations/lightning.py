@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..nn.models import forked_rng
 from . import _noise_loader, _NoiseBatches, _scalars
 
 try:
@@ -69,14 +70,6 @@ def training_step_loss(module: Any, batch: Any) -> torch.Tensor:
         raise ValueError("training_step returned no loss tensor for a noise batch: pass loss_fn=(model, batch) -> loss "
                          "to ThermometerCallback")
     return out
-
-
-@contextmanager
-def _forked_rng(device: torch.device):
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
 
 
 class ThermometerCallback(Callback):
@@ -197,7 +190,7 @@ class ThermometerCallback(Callback):
 
     def _log_point(self, trainer: Any, pl_module: Any, step: int) -> None:
         if self._noise is not None:
-            with _forked_rng(pl_module.device):
+            with forked_rng(pl_module.device):
                 rows = self.thermometer.log(step, noise_batches=self._noise)
         else:
             rows = self.thermometer.log(step)

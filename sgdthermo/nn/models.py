@@ -53,6 +53,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterable, Sequence
 
@@ -74,6 +75,7 @@ __all__ = [
     "build_model",
     "find_scale_invariant",
     "scale_invariant_groups",
+    "forked_rng",
     "check_scale_invariance",
     "count_parameters",
     "si_norm",
@@ -353,6 +355,41 @@ def set_si_norm(params: Iterable[torch.Tensor], rho: float) -> None:
         p.mul_(scale)
 
 
+@contextlib.contextmanager
+def forked_rng(device: torch.device):
+    """Run a block with torch's random state (CPU, and ``device`` if CUDA) forked: whatever the
+    block draws leaves the caller's random stream as it was."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def _split_invariant(probe: "_Probe", factor: float, rtol: float, groupwise: bool) -> tuple[list[int], list[int]]:
+    """The probe's trainable tensors that are scale-invariant alone, and those invariant only
+    together with them (greedy pruning; see :func:`find_scale_invariant`), as indices. Tensors
+    that can be zeroed without effect (inert) are in neither."""
+    def invariant(idx: Sequence[int], f: float = factor) -> bool:
+        dl, dz = probe.change(idx, f)
+        return dl <= rtol and dz <= rtol
+
+    alone: list[int] = []
+    rest: list[int] = []
+    for i, p in enumerate(probe.orig):
+        if not p.requires_grad:
+            continue
+        if invariant([i]):
+            if not invariant([i], 0.0):  # else inert: no influence on the loss at all
+                alone.append(i)
+        else:
+            rest.append(i)
+    group = list(rest) if groupwise else []
+    while group and not invariant(alone + group):
+        scores = [max(probe.change(alone + [g for g in group if g != j], factor)) for j in group]
+        group.pop(min(range(len(group)), key=scores.__getitem__))
+    return alone, group
+
+
 class _Probe:
     """A float64 deep copy of a model, in train mode, for invariance tests.
 
@@ -365,6 +402,13 @@ class _Probe:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
                  dtype: torch.dtype, norm_eps: float | None) -> None:
+        self._copy(model, dtype, norm_eps)
+        self.x = x.to(dtype) if torch.is_floating_point(x) else x
+        self.y = y.to(dtype) if torch.is_floating_point(y) else y
+        self.loss_fn = loss_fn
+        self.logits0, self.loss0 = self.evaluate()
+
+    def _copy(self, model: nn.Module, dtype: torch.dtype, norm_eps: float | None) -> None:
         self.model = copy.deepcopy(model).to(dtype).train()
         if norm_eps is not None:
             for m in self.model.modules():
@@ -373,10 +417,6 @@ class _Probe:
         self.orig = list(model.parameters())
         self.params = list(self.model.parameters())
         self.index = {id(p): i for i, p in enumerate(self.orig)}
-        self.x = x.to(dtype) if torch.is_floating_point(x) else x
-        self.y = y.to(dtype) if torch.is_floating_point(y) else y
-        self.loss_fn = loss_fn
-        self.logits0, self.loss0 = self.evaluate()
 
     def indices(self, params: Iterable[torch.Tensor]) -> list[int]:
         out = []
@@ -388,10 +428,7 @@ class _Probe:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[torch.Tensor, float]:
-        dev = self.x.device
-        devices = [dev.index if dev.index is not None else torch.cuda.current_device()] \
-            if dev.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with forked_rng(self.x.device):
             torch.manual_seed(0)
             logits = self.model(self.x)
             loss = self.loss_fn(logits, self.y)
@@ -457,31 +494,7 @@ def find_scale_invariant(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         raise ValueError(f"factor must be positive and != 1, got {factor}")
     probe = _Probe(model, x, y, loss_fn, dtype, norm_eps)
     trainable = [i for i, p in enumerate(probe.orig) if p.requires_grad]
-
-    def invariant(idx: Sequence[int], f: float = factor) -> bool:
-        dl, dz = probe.change(idx, f)
-        return dl <= rtol and dz <= rtol
-
-    alone: list[int] = []
-    rest: list[int] = []
-    for i in trainable:
-        if invariant([i]):
-            if not invariant([i], 0.0):  # else inert: no influence on the loss at all
-                alone.append(i)
-        else:
-            rest.append(i)
-    group = list(rest)
-    if groupwise and group:
-        while group:
-            if invariant(alone + group):
-                break
-            scores = []
-            for j in group:
-                dl, dz = probe.change(alone + [g for g in group if g != j], factor)
-                scores.append(max(dl, dz))
-            group.pop(min(range(len(group)), key=scores.__getitem__))
-    else:
-        group = []
+    alone, group = _split_invariant(probe, factor, rtol, groupwise)
     si_idx = sorted(alone + group)
     si_set = set(si_idx)
     si = [probe.orig[i] for i in si_idx]
@@ -520,22 +533,14 @@ class _ForwardProbe(_Probe):
         self.args, self.kwargs = _to_dtype(tuple(args), dtype), _to_dtype(dict(kwargs), dtype)
         first = next(iter(_float_tensors((args, kwargs))), None)
         self.x = first if first is not None else torch.zeros(0)
-        self.model = copy.deepcopy(model).to(dtype).train()
-        if norm_eps is not None:
-            for m in self.model.modules():
-                if isinstance(getattr(m, "eps", None), float):
-                    m.eps = float(norm_eps)
-        self.orig = list(model.parameters())
-        self.params = list(self.model.parameters())
-        self.index = {id(p): i for i, p in enumerate(self.orig)}
+        self._copy(model, dtype, norm_eps)
         self.logits0, self.loss0 = self.evaluate()
         if self.logits0.numel() == 0:
             raise ValueError("the model's forward pass returns no floating-point tensor to compare")
 
     @torch.no_grad()
     def evaluate(self) -> tuple[torch.Tensor, float]:
-        devices = [self.x.device.index or 0] if self.x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with forked_rng(self.x.device):
             torch.manual_seed(0)
             out = self.model(*self.args, **self.kwargs)
         flat = [t.detach().reshape(-1) for t in _float_tensors(out)]
@@ -565,27 +570,8 @@ def scale_invariant_groups(model: nn.Module, args: Sequence[object] = (), kwargs
     names = {id(p): n for n, p in model.named_parameters()}
     probe = _ForwardProbe(model, tuple(args), dict(kwargs or {}), dtype, norm_eps)
 
-    def invariant(idx: Sequence[int], f: float = factor) -> bool:
-        dl, dz = probe.change(idx, f)
-        return dl <= rtol and dz <= rtol
-
-    groups: dict[str, list[nn.Parameter]] = {}
-    rest: list[int] = []
-    inert: list[int] = []
-    alone: list[int] = []
-    for i, p in enumerate(probe.orig):
-        if not p.requires_grad:
-            continue
-        if invariant([i]):
-            (alone if not invariant([i], 0.0) else inert).append(i)
-        else:
-            rest.append(i)
-    for i in alone:
-        groups[names[id(probe.orig[i])]] = [probe.orig[i]]
-    joint = list(rest)
-    while joint and not invariant(alone + joint):
-        scores = [max(probe.change(alone + [g for g in joint if g != j], factor)) for j in joint]
-        joint.pop(min(range(len(joint)), key=scores.__getitem__))
+    alone, joint = _split_invariant(probe, factor, rtol, groupwise=True)
+    groups: dict[str, list[nn.Parameter]] = {names[id(probe.orig[i])]: [probe.orig[i]] for i in alone}
     if joint:
         groups["joint"] = [probe.orig[i] for i in sorted(joint)]
     in_groups = {id(p) for ps in groups.values() for p in ps}
