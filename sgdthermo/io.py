@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["atomic_write_text", "write_csv", "write_json", "read_json", "jsonable", "check_output_folder",
-           "check_writable", "RUN_MARKERS", "find_run_folders"]
+           "check_writable", "RUN_MARKERS", "find_run_folders",
+           "LockHeld", "lock_file"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -131,3 +132,38 @@ def find_run_folders(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
 
     walk(Path(root), 1)
     return found
+
+
+class LockHeld(Exception):
+    """The lock file is held by another process; ``owner`` is the pid it wrote."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+
+def lock_file(path: str | os.PathLike):
+    """Open ``path`` (creating it) and take an exclusive, non-blocking ``flock`` on it, writing
+    this process's pid into it; returns the open file (closing it releases the lock), or raises
+    :class:`LockHeld` with the holder's pid. The kernel releases the lock when its holder dies,
+    so the lock of a killed process is taken over by the next. Where there are no locks (not
+    POSIX, or a file system without them) the file is returned unlocked."""
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return fh
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        owner = fh.read().strip() or "unknown"
+        fh.close()
+        raise LockHeld(owner) from None
+    except OSError:  # pragma: no cover - no locks on this file system
+        return fh
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh

@@ -140,30 +140,14 @@ def run_lock(run_dir: Path):
         yield
         return
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fh = open(Path(run_dir) / ".lock", "a+", encoding="utf-8")
+        fh = io.lock_file(Path(run_dir) / ".lock")
+    except io.LockHeld as held:
+        raise RunBusyError(f"{Path(run_dir).name} is being trained by another process (pid {held.owner})") from None
+    _HELD_LOCKS.add(key)
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip() or "unknown"
-            raise RunBusyError(f"{Path(run_dir).name} is being trained by another process (pid {owner})") from None
-        except OSError:  # no locking on this file system
-            pass
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        _HELD_LOCKS.add(key)
-        try:
-            yield
-        finally:
-            _HELD_LOCKS.discard(key)
+        yield
     finally:
+        _HELD_LOCKS.discard(key)
         fh.close()
 
 

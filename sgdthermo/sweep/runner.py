@@ -228,28 +228,14 @@ class _SweepLock:
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / ".sweep.lock"
         self.new_dir, self.new_file = created, not self.path.exists()
-        self.fh = open(self.path, "a+", encoding="utf-8")
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no lock
-            return
-        try:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.seek(0)
-            owner = self.fh.read().strip() or "unknown"
-            self.fh.close()
+            self.fh = _io().lock_file(self.path)
+        except _io().LockHeld as held:
             if created:
                 self.path.unlink(missing_ok=True)
                 out.rmdir()
-            raise ConfigError(f"--out {out}: another sweep is running in this folder (pid {owner}); "
+            raise ConfigError(f"--out {out}: another sweep is running in this folder (pid {held.owner}); "
                               "wait for it to finish or use another folder") from None
-        except OSError:  # pragma: no cover - no locks on this file system
-            pass
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"{os.getpid()}\n")
-        self.fh.flush()
 
     def release(self, discard: bool = False) -> None:
         if discard and self.new_file:
