@@ -116,7 +116,11 @@ def test_bad_input_is_refused_with_a_clear_message():
     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2),
     lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
 ])
-def test_angle_radius_and_update_split_match_a_direct_computation(make):
+@pytest.mark.parametrize("held", [256, 3])  # 3: the held steps are reduced twice within the interval
+def test_angle_radius_and_update_split_match_a_direct_computation(make, held, monkeypatch):
+    import sgdthermo.nn.thermometer as thermometer
+
+    monkeypatch.setattr(thermometer, "STEP_BUFFER", held)
     model = Direction(50, rho0=2.0)
     opt = make(model.parameters())
     th = Thermometer(model, opt, groups={"w": [model.w]})

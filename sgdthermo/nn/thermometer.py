@@ -117,59 +117,125 @@ def _hyper(kind: str, group: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Group:
-    """One group's tensors, the copy of its weights before the step, and its accumulators."""
+    """One group's tensors (by position in the thermometer's flat tensor list), its optimizer
+    param group, its accumulators and its history of rows."""
 
     def __init__(self, name: str, params: list[nn.Parameter], opt_group: int) -> None:
         self.name, self.params, self.opt_group = name, params, opt_group
         self.d = int(sum(p.numel() for p in params))
-        self.prev = [p.detach().clone() for p in params]
-        self.prev_sq = self._sq(self.prev)
         self.history: list[dict[str, Any]] = []
         self.reset()
 
-    @staticmethod
-    def _sq(ts: Sequence[torch.Tensor]) -> torch.Tensor:
-        return sum((t.double() * t.double()).sum() for t in ts)
-
     def reset(self) -> None:
-        dev = self.params[0].device
         # n, Σθ², Σρ, Σρ², Σ Δ_r, Σ Δ_t, Σ‖g_B(u)‖², Σ‖a‖² (Adam-type normalised update), nonfinite
-        self.acc = torch.zeros(9, dtype=torch.float64, device=dev)
+        self.acc = torch.zeros(ACC_TERMS, dtype=torch.float64)
+
+
+#: Accumulated terms per group (see :func:`step_terms`).
+ACC_TERMS: int = 9
+#: Steps whose per-tensor norms are held on the device before they are reduced to the groups'
+#: accumulators (3 numbers per tensor and step).
+STEP_BUFFER: int = 256
+
+
+def step_terms(sq: torch.Tensor, psq: torch.Tensor, delta2: torch.Tensor, gsq: torch.Tensor,
+               eta_wd: torch.Tensor | float = 0.0, eta: torch.Tensor | float = 1.0, adam: bool = False) -> torch.Tensor:
+    r"""The accumulator increments of steps, elementwise over any shape, from
+    :math:`|w|^2` (``sq``), :math:`|w_0|^2` (``psq``), :math:`|\Delta|^2` with
+    :math:`\Delta = w - w_0` (``delta2``) and :math:`\|g_B(w_0)\|^2` (``gsq``); returns the
+    :data:`ACC_TERMS` terms stacked on a new last axis:
+
+    .. math::
+        \Delta_r = \frac{|w|^2 - |w_0|^2 - |\Delta|^2}{2|w_0|},\quad
+        \Delta_t = \sqrt{|\Delta|^2 - \Delta_r^2},\quad
+        \theta = \operatorname{atan2}(\Delta_t, |w_0| + \Delta_r),
+
+    :math:`\|g_B(u)\|^2 = |w_0|^2\|g_B(w_0)\|^2`, and for Adam-type updates
+    :math:`w = (1-\eta\lambda)w_0 - \eta a`, so :math:`\|a\|^2 = \|\Delta + \eta\lambda w_0\|^2/\eta^2`
+    (``eta_wd`` = ηλ for decoupled decay, 0 otherwise). Terms: 1, θ², ρ, ρ², Δ_r, Δ_t,
+    ‖g_B(u)‖², ‖a‖², and 1 for a step with a non-finite input (counted, its terms zeroed)."""
+    rho0 = psq.clamp_min(1e-300).sqrt()
+    rd = (sq - psq - delta2) / 2  # Δ·w₀
+    radial = rd / rho0
+    tangential = (delta2 - radial**2).clamp_min(0.0).sqrt()
+    theta2 = torch.atan2(tangential, rho0 + radial) ** 2
+    zero = torch.zeros_like(sq)
+    if adam:
+        a2 = (delta2 + 2 * eta_wd * rd + eta_wd**2 * psq) / torch.as_tensor(eta, dtype=sq.dtype, device=sq.device) \
+            .clamp_min(1e-300) ** 2
+    else:
+        a2 = zero
+    bad = ~(torch.isfinite(sq) & torch.isfinite(psq) & torch.isfinite(delta2) & torch.isfinite(gsq))
+    vals = torch.stack([torch.ones_like(sq), theta2, sq.sqrt(), sq, radial, tangential, psq * gsq, a2, zero], dim=-1)
+    vals = torch.where(torch.isfinite(vals) & ~bad.unsqueeze(-1), vals, torch.zeros_like(vals))
+    vals[..., 0] = 1.0  # a bad step is counted, not summed
+    vals[..., -1] = bad.to(sq.dtype)
+    return vals
+
+
+class _StepReader:
+    """The per-step readout of every group's tensors, vectorised: per step fused multi-tensor
+    kernels (``torch._foreach_*``) write |w_i| (float64), |Δ_i| and |g_i| of every tensor i
+    into a row of a device buffer (not read back) and keep a copy of the weights for the next
+    step. :meth:`flush` reduces the held rows to per-group terms (a membership matrix,
+    :func:`step_terms`) in one pass."""
+
+    def __init__(self, tensors: list[torch.Tensor], membership: torch.Tensor,
+                 before: list[torch.Tensor] | None = None) -> None:
+        self.tensors = tensors
+        self.n = len(tensors)
+        dev = tensors[0].device
+        self.member = membership.to(dev)  # (groups + 1) × n, the last row all ones
+        self.prev = [(t if before is None else b).detach().clone() for t, b in zip(tensors, before or tensors)]
+        self.last_sq = torch.stack(torch._foreach_norm(self.prev, 2, dtype=torch.float64)) ** 2
+        self.zeros = [torch.zeros((), dtype=t.dtype, device=dev) for t in tensors]
+        self.buf = torch.zeros(STEP_BUFFER, 3 * self.n, dtype=torch.float64, device=dev)
+        self.stage = torch.zeros(3 * self.n, dtype=torch.float64, device=dev)
+        self.slots = list(self.stage.unbind())  # 0-d views: one multi-tensor copy fills the row
+        self.rows = 0
+        self.hyper: list[tuple[float, ...]] = []
 
     @torch.no_grad()
-    def step(self, eta_wd: float, eta: float, adam: bool) -> torch.Tensor:
-        """Accumulate one step; returns this step's (Σw₀·w, |w|², |w₀|², ‖g‖²) for the "all" row."""
-        cur = [p.detach() for p in self.params]
-        sq = self._sq(cur)
-        dot = sum((a.double() * b.double()).sum() for a, b in zip(cur, self.prev))
-        grads = [p.grad for p in self.params if p.grad is not None]
-        gsq = self._sq(grads) if grads else torch.zeros((), dtype=torch.float64, device=sq.device)
-        stats = torch.stack([dot, sq, self.prev_sq, gsq])
-        self.acc += _step_terms(stats, eta_wd, eta, adam)
-        for p, q in zip(cur, self.prev):
-            q.copy_(p)
-        self.prev_sq = sq
-        return stats
+    def read(self, hyper: tuple[float, ...] | None) -> None:
+        cur = [t.detach() for t in self.tensors]
+        norms = torch._foreach_norm(cur, 2, dtype=torch.float64)
+        torch._foreach_sub_(self.prev, cur)  # −Δ
+        dnorms = torch._foreach_norm(self.prev)
+        grads = [t.grad if t.grad is not None else z for t, z in zip(self.tensors, self.zeros)]
+        gnorms = torch._foreach_norm(grads)
+        torch._foreach_copy_(self.slots, [*norms, *dnorms, *gnorms])
+        self.buf[self.rows].copy_(self.stage)
+        torch._foreach_copy_(self.prev, cur)
+        if hyper is not None:
+            self.hyper.append(hyper)
+        self.rows += 1
 
+    @property
+    def full(self) -> bool:
+        return self.rows >= STEP_BUFFER
 
-def _step_terms(stats: torch.Tensor, eta_wd: float, eta: float, adam: bool) -> torch.Tensor:
-    """The accumulator increments of one step from (w₀·w, |w|², |w₀|², ‖g_B(w₀)‖²)."""
-    dot, sq, psq, gsq = stats
-    rho0 = psq.clamp_min(1e-300).sqrt()
-    rho = sq.sqrt()
-    cos = (dot / (rho0 * rho.clamp_min(1e-300))).clamp(-1.0, 1.0)
-    theta2 = torch.acos(cos) ** 2
-    delta2 = (sq - 2 * dot + psq).clamp_min(0.0)
-    radial = (dot - psq) / rho0
-    tangential = (delta2 - radial**2).clamp_min(0.0).sqrt()
-    # Adam-type: w = (1 − ηλ) w₀ − η a, so ‖a‖² = ‖Δ + ηλ w₀‖²/η²
-    a2 = (delta2 + 2 * eta_wd * (dot - psq) + eta_wd**2 * psq) / max(eta, 1e-300) ** 2 if adam \
-        else torch.zeros((), dtype=torch.float64, device=stats.device)
-    finite = torch.isfinite(stats).all()
-    bad = (~finite).double()
-    one = torch.ones((), dtype=torch.float64, device=stats.device)
-    vals = torch.stack([one, theta2, rho, sq, radial, tangential, psq * gsq, a2, bad])
-    return torch.where(torch.isfinite(vals), vals, torch.zeros_like(vals))  # a bad step is counted, not summed
+    @torch.no_grad()
+    def flush(self, adam: bool, opt_of_group: list[int]) -> torch.Tensor:
+        """The summed terms of the held steps, (groups + 1) × :data:`ACC_TERMS` on the CPU (the
+        last row: the whole set, as one vector under plain SGD-type bookkeeping)."""
+        R, n = self.rows, self.n
+        if R == 0:
+            return torch.zeros(self.member.shape[0], ACC_TERMS, dtype=torch.float64)
+        per = self.buf[:R].view(R, 3, n) ** 2  # |w_i|², |Δ_i|², |g_i|²
+        psq_t = torch.cat([self.last_sq[None], per[:-1, 0]])  # |w_{0,i}|²
+        self.last_sq = per[-1, 0].clone()
+        sums = torch.cat([per, psq_t[:, None]], dim=1) @ self.member.T  # R × 4 × (groups + 1)
+        sq, delta2, gsq, psq = sums.unbind(1)
+        if adam and self.hyper:
+            h = torch.tensor(self.hyper, dtype=torch.float64, device=sq.device)  # R × (2 per opt group)
+            cols = torch.tensor(opt_of_group, device=sq.device)
+            eta_wd, eta = h[:, 2 * cols], h[:, 2 * cols + 1]
+            terms = step_terms(sq[:, :-1], psq[:, :-1], delta2[:, :-1], gsq[:, :-1], eta_wd, eta, adam=True)
+            terms = torch.cat([terms, step_terms(sq[:, -1:], psq[:, -1:], delta2[:, -1:], gsq[:, -1:])], dim=1)
+        else:
+            terms = step_terms(sq, psq, delta2, gsq)
+        self.rows, self.hyper = 0, []
+        return terms.sum(0).cpu()
 
 
 class Thermometer:
@@ -227,7 +293,8 @@ class Thermometer:
         self._names = {id(p): n for n, p in model.named_parameters()}
         self._opt_index = {id(p): i for i, g in enumerate(optimizer.param_groups) for p in g["params"]}
         self._steps = 0
-        self._all = torch.zeros(9, dtype=torch.float64)
+        self._all = torch.zeros(ACC_TERMS, dtype=torch.float64)
+        self._reader: _StepReader | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             if tensorboard:
@@ -275,11 +342,8 @@ class Thermometer:
             if len(opt) > 1:
                 raise ValueError(f"group {name!r} spans optimizer param groups {sorted(opt)}: its tensors must "
                                  "share one learning rate and weight decay")
-            g = _Group(name, ps, opt.pop())
-            if before is not None:  # the weights before the first step (detection came after it)
-                g.prev = [before[id(p)].clone() for p in ps]
-                g.prev_sq = g._sq(g.prev)
-            self.groups[name] = g
+            self.groups[name] = _Group(name, ps, opt.pop())
+        self._start_reader(before)
         used = {id(p) for g in self.groups.values() for p in g.params}
         self.others = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in used]
         size, every, dtype, _ = self.queue_cfg
@@ -294,6 +358,28 @@ class Thermometer:
                                                                                            for p in g.params]}
                                                               for k, g in self.groups.items()},
                            "others": self.others}, self.log_dir / "groups.json")
+
+    def _start_reader(self, before: dict[int, torch.Tensor] | None = None) -> None:
+        """A fresh per-step reader from the current weights (or ``before``: the weights before
+        the first step, when the detection came after it)."""
+        tensors = [p for g in self.groups.values() for p in g.params]
+        member = torch.zeros(len(self.groups) + 1, len(tensors), dtype=torch.float64)
+        i = 0
+        for k, g in enumerate(self.groups.values()):
+            member[k, i:i + len(g.params)] = 1.0
+            i += len(g.params)
+        member[-1] = 1.0
+        self._reader = _StepReader(tensors, member, None if before is None else [before[id(t)] for t in tensors])
+
+    def _flush(self) -> None:
+        """Reduce the reader's held steps into the groups' accumulators."""
+        if self._reader is None or self._reader.rows == 0:
+            return
+        groups = list(self.groups.values())
+        terms = self._reader.flush(self.kind in ("adamw", "adam"), [g.opt_group for g in groups])
+        for g, t in zip(groups, terms[:-1]):
+            g.acc += t
+        self._all += terms[-1]
 
     @property
     def d(self) -> int:
@@ -312,14 +398,14 @@ class Thermometer:
             self._detect(args, kwargs, before=self._pending)
             self._pending = None
         self._steps += 1
-        total = None
-        for g in self.groups.values():
-            pg = self.optimizer.param_groups[g.opt_group]
-            eta, wd = float(pg.get("lr", 0.0)), float(pg.get("weight_decay", 0.0))
-            adam = self.kind in ("adamw", "adam")
-            stats = g.step(eta * wd if self.kind == "adamw" else 0.0, eta, adam)
-            total = stats if total is None else total + stats
-        self._all = self._all.to(total.device) + _step_terms(total, 0.0, 1.0, False)
+        hyper = None
+        if self.kind in ("adamw", "adam"):  # (ηλ, η) of every param group: ‖a‖² needs this step's
+            hyper = tuple(x for pg in self.optimizer.param_groups
+                          for x in (float(pg["lr"]) * float(pg.get("weight_decay", 0.0)) if self.kind == "adamw"
+                                    else 0.0, float(pg["lr"])))
+        self._reader.read(hyper)
+        if self._reader.full:
+            self._flush()
         if self.queue is not None and self.queue.wants(self._steps):
             self.queue.push(self._steps, [p for g in self.groups.values() for p in g.params])
 
@@ -330,10 +416,11 @@ class Thermometer:
         one batch per call, or an iterable of batches; :attr:`noise_k` are used."""
         if not self.groups:
             raise RuntimeError("Thermometer.log() before the first step()")
+        self._flush()
         noise = self._noise(noise_batches) if noise_batches is not None else {}
         rows = []
         for name, g in self.groups.items():
-            row = self._row(step, name, np.asarray(g.acc.cpu().tolist()), g.d, g.opt_group, g.history,
+            row = self._row(step, name, g.acc.numpy(), g.d, g.opt_group, g.history,
                             noise.get(name))
             rows.append({k: _plain(v) for k, v in row.items()})  # plain Python: checkpoints load weights-only
             g.history.append(rows[-1])
@@ -390,7 +477,7 @@ class Thermometer:
         return "sgd", {"lr": eta, "wd": wd, "momentum": 0.0, "dampening": 0.0, "nesterov": False}
 
     def _all_row(self, step: int, rows: list[dict[str, Any]], noise: dict[str, float] | None) -> dict[str, Any]:
-        acc = self._all.cpu().numpy()
+        acc = self._all.numpy()
         n = max(acc[0], 1.0)
         d = sum(r["d"] for r in rows)
         row: dict[str, Any] = {"step": int(step), "group": "all", "d": d, "optimizer": self.kind,
@@ -521,6 +608,7 @@ class Thermometer:
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         """Rows, accumulators and the entropy queue (tensors and plain containers only)."""
+        self._flush()
         return {"rows": [dict(r) for r in self.rows], "steps": self._steps, "all": self._all.cpu(),
                 "groups": {k: {"acc": g.acc.cpu(), "history": [dict(r) for r in g.history]}
                            for k, g in self.groups.items()},
@@ -534,12 +622,11 @@ class Thermometer:
                              f"not {sorted(self.groups)}")
         self.rows = [dict(r) for r in state["rows"]]
         self._steps = int(state["steps"])
-        self._all = state["all"].to(self._all.device).clone()
+        self._all = state["all"].cpu().double().clone()
         for k, g in self.groups.items():
-            g.acc = state["groups"][k]["acc"].to(g.acc.device).clone()
+            g.acc = state["groups"][k]["acc"].cpu().double().clone()
             g.history = [dict(r) for r in state["groups"][k]["history"]]
-            g.prev = [p.detach().clone() for p in g.params]
-            g.prev_sq = g._sq(g.prev)
+        self._start_reader()
         if self.queue is not None and state.get("queue") is not None:
             self.queue.load_state_dict(state["queue"])
 
