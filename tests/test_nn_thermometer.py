@@ -232,6 +232,43 @@ def test_equilibrated_is_claimed_only_at_the_prediction(make, steps):
     assert first_eq >= 0.5 * first["steps_left"]
 
 
+def _flips(hysteresis: float, monkeypatch) -> tuple[int, "object"]:
+    """SGD at equilibrium (relaxation 1/(2ηλ) = 50 steps) with a lognormal gradient size, so that
+    ρ fluctuates by several % between log points 20 steps apart: verdict changes after the
+    first 1000 steps, and those rows."""
+    import sgdthermo.nn.thermometer as thermometer
+
+    monkeypatch.setattr(thermometer, "HYSTERESIS", hysteresis)
+    model = Direction(100, rho0=1.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.01)
+    th = Thermometer(model, opt, groups={"w": [model.w]})
+    gen = torch.Generator().manual_seed(1)
+    model(torch.randn(4, 100, dtype=torch.float64))
+    for t in range(1, 6001):
+        size = math.exp(0.5 * float(torch.randn((), generator=gen, dtype=torch.float64)))
+        model.w.grad = _noise_grad(model.w.detach(), size, gen)
+        opt.step()
+        th.step()
+        if t % 20 == 0:
+            th.log(t)
+    df = th.to_frame()
+    w = df[(df["group"] == "w") & (df["step"] > 1000)]
+    v = list(w["verdict"])
+    return sum(a != b for a, b in zip(v, v[1:])), w
+
+
+def test_the_verdict_does_not_flicker_about_the_edge(monkeypatch):
+    plain, _ = _flips(1.0, monkeypatch)
+    held, w = _flips(1.5, monkeypatch)
+    # measured: 34 changes of verdict in 250 log points without hysteresis, 4 with it
+    assert plain >= 15 and held <= plain / 3
+    eq = w[w["verdict"] == "equilibrated"]
+    assert len(eq) > 0.9 * len(w)
+    # a held claim is still within 1.5 tolerances of both predictions
+    assert ((eq["rho"] / eq["rho_pred"] - 1).abs() <= 0.15).all()
+    assert ((eq["angular_update"] / eq["angular_update_pred"] - 1).abs() <= 0.15).all()
+
+
 def test_an_unknown_optimizer_is_measured_without_a_verdict():
     model = Direction(100)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, weight_decay=1e-2)

@@ -41,10 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import theory
 
 __all__ = ["MeasureConfig", "Measurement", "EntropyQueue", "log_schedule", "gradient_noise", "noise_moments",
-           "QUEUE_COLUMNS"]
+           "minibatch_gradients", "QUEUE_COLUMNS"]
 
 #: The entropy queue's correlation at each entropy estimate (:mod:`sgdthermo.entropy.correlation`):
 #: τ in snapshots (½ when independent), the independent snapshots N/(2τ), and the fraction of
@@ -76,12 +75,42 @@ class MeasureConfig:
     seed: int = 0
 
 
-def _flat_grad(params: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).double() for p in params])
-
-
 def _bn_buffers(model: nn.Module) -> list[torch.Tensor]:
     return [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
+
+
+def minibatch_gradients(
+    model: nn.Module,
+    param_sets: Sequence[Sequence[torch.Tensor]],
+    batches: Sequence[Any],
+    loss_of: Callable[[Any], torch.Tensor],
+) -> list[torch.Tensor]:
+    """The gradients of ``loss_of(batch)`` for each batch at frozen weights, as one K × d_j
+    float64 matrix per parameter set in ``param_sets`` (a parameter the loss does not reach
+    gets zeros). The model runs in train mode (BatchNorm normalises with each batch's own
+    statistics, as in training); BatchNorm running statistics and the train/eval mode are
+    restored afterwards and the parameters' ``.grad`` are left as they were."""
+    flat_params = [p for ps in param_sets for p in ps]
+    saved = [b.clone() for b in _bn_buffers(model)]
+    was_training = model.training
+    model.train()
+    rows: list[list[torch.Tensor]] = [[] for _ in param_sets]
+    try:
+        for batch in batches:
+            grads = torch.autograd.grad(loss_of(batch), flat_params, allow_unused=True)
+            k = 0
+            for j, ps in enumerate(param_sets):
+                parts = []
+                for p in ps:
+                    g = grads[k]
+                    k += 1
+                    parts.append((g if g is not None else torch.zeros_like(p)).reshape(-1).double())
+                rows[j].append(torch.cat(parts))
+    finally:
+        for b, s in zip(_bn_buffers(model), saved):
+            b.copy_(s)
+        model.train(was_training)
+    return [torch.stack(r) for r in rows]
 
 
 def gradient_noise(
@@ -95,30 +124,15 @@ def gradient_noise(
     r"""Mean gradient and gradient-noise trace from K minibatches at frozen weights.
 
     ``batches``: K index tensors into (x, y), each of the training batch size. Returns
-    ``grad_sq`` (unbiased :math:`\|\nabla L\|^2`), ``trace_cov`` (unbiased
-    :math:`\mathrm{tr}\,\Sigma`), ``trace_cov_err`` (its standard error over the K draws)
-    and ``grad_norm`` (:math:`\sqrt{\max(0, \|\nabla L\|^2)}`), all for the parameters
-    ``params`` in weight space. Train-mode BatchNorm; running statistics restored.
+    :func:`noise_moments` of the K gradients (:func:`minibatch_gradients`): ``grad_sq``
+    (unbiased :math:`\|\nabla L\|^2`), ``trace_cov`` (unbiased :math:`\mathrm{tr}\,\Sigma`),
+    ``trace_cov_err`` (its standard error over the K draws) and ``grad_norm``, all for the
+    parameters ``params`` in weight space. Train-mode BatchNorm; running statistics restored.
     """
-    K = len(batches)
-    if K < 2:
+    if len(batches) < 2:
         raise ValueError("gradient_noise needs at least 2 minibatches")
-    saved = [b.clone() for b in _bn_buffers(model)]
-    was_training = model.training
-    model.train()
-    grads = []
-    for idx in batches:
-        for p in params:
-            p.grad = None
-        loss = loss_fn(model(x[idx]), y[idx])
-        loss.backward()
-        grads.append(_flat_grad(params))
-    for b, s in zip(_bn_buffers(model), saved):
-        b.copy_(s)
-    for p in params:
-        p.grad = None
-    model.train(was_training)
-    return noise_moments(torch.stack(grads))
+    (G,) = minibatch_gradients(model, [params], batches, lambda idx: loss_fn(model(x[idx]), y[idx]))
+    return noise_moments(G)
 
 
 def noise_moments(G: torch.Tensor) -> dict[str, float]:
@@ -294,12 +308,19 @@ class EntropyQueue:
 
 
 class Measurement:
-    """Thermodynamic measurement of a training run (attach to any loop).
+    """Thermodynamic measurement of a training run under a protocol optimizer (attach to any loop).
+
+    A :class:`~sgdthermo.nn.thermometer.Thermometer` with the scale-invariant set as one group
+    (``"si"``) does the measuring: the per-step radius and ``grad_sq_unit``, the noise batches,
+    the entropy queue (:attr:`thermometer`, whose rows are ``thermo.csv``). This class adds
+    what a protocol run reports besides: the training and test loss and accuracy, the batch
+    loss, the effective pressure's ``norm_excess`` (fixed sphere, from the optimizer's
+    ``last_step``) and the row of ``metrics.csv``.
 
     Parameters
     ----------
     model, si_params : the network and its scale-invariant group (d parameters)
-    optimizer : a :class:`sgdthermo.nn.optim.ProtocolOptimizer` (its ``last_step`` is read)
+    optimizer : a :class:`sgdthermo.nn.optim.ProtocolOptimizer`
     loss_fn : ``loss_fn(logits, targets, reduction="mean"|"sum")``
     data : a :class:`sgdthermo.nn.data.DataSet`
     config : :class:`MeasureConfig`
@@ -307,6 +328,8 @@ class Measurement:
 
     def __init__(self, model: nn.Module, si_params: Sequence[torch.Tensor], optimizer: Any,
                  loss_fn: Callable, data: Any, config: MeasureConfig | None = None) -> None:
+        from .thermometer import Thermometer
+
         self.model = model
         self.params = list(si_params)
         self.opt = optimizer
@@ -316,35 +339,36 @@ class Measurement:
         self.d = int(sum(p.numel() for p in self.params))
         if self.cfg.noise_batches < 2:
             raise ValueError(f"noise_batches {self.cfg.noise_batches}: must be at least 2")
-        dev = self.params[0].device
         self.gen = torch.Generator(device="cpu").manual_seed(int(self.cfg.seed) + 7919)
-        self.queue = EntropyQueue(self.cfg.queue_size, self.d, stride=self.cfg.queue_every,
-                                  dtype=getattr(torch, self.cfg.queue_dtype), device=dev,
-                                  max_stride=self.cfg.max_queue_every, seed=self.cfg.seed)
+        x, y = data.train_x, data.train_y
+        self.thermometer = Thermometer(
+            model, optimizer, groups={"si": self.params}, noise_k=self.cfg.noise_batches,
+            loss_fn=lambda m, idx: loss_fn(m(x[idx]), y[idx]), queue_size=self.cfg.queue_size,
+            queue_every=self.cfg.queue_every, queue_dtype=self.cfg.queue_dtype,
+            entropy_method=self.cfg.entropy_method, queue_max_every=self.cfg.max_queue_every, seed=self.cfg.seed)
         self._reset_acc()
 
     # ------------------------------------------------------------------ bookkeeping
     @property
+    def queue(self) -> EntropyQueue:
+        return self.thermometer.queue
+
+    @property
     def queue_bytes(self) -> int:
-        return self.queue.nbytes
+        return 0 if self.queue is None else self.queue.nbytes
 
     def _reset_acc(self) -> None:
-        self.acc = {"n": 0, "grad_sq_unit": 0.0, "rho": 0.0, "rho2": 0.0, "norm_excess": 0.0,
-                    "batch_loss": 0.0}
+        self.acc = {"n": 0, "norm_excess": 0.0, "batch_loss": 0.0}
 
     def after_step(self, step: int, batch_loss: float) -> None:
-        """Accumulate the free per-step statistics; push a snapshot every ``queue_every``."""
-        ls = self.opt.last_step
+        """Read the step just taken (the thermometer; a snapshot every ``queue_every``)."""
+        self.thermometer.step(step=step)
         a = self.acc
         a["n"] += 1
-        a["grad_sq_unit"] += ls["grad_sq_unit"]
-        a["rho"] += ls["rho"]
-        a["rho2"] += ls["rho"] ** 2
         a["batch_loss"] += batch_loss
-        if "norm_pre" in ls and ls["norm_pre"] is not None:
+        ls = getattr(self.opt, "last_step", None) or {}
+        if ls.get("norm_pre") is not None:
             a["norm_excess"] += ls["norm_pre"] - ls["rho"]
-        if self.queue.wants(step):
-            self.queue.push(step, self.params)
 
     # ------------------------------------------------------------------ log point
     def log(self, step: int) -> dict[str, float]:
@@ -353,12 +377,7 @@ class Measurement:
         The protocol and its hyperparameters (η or η̃, λ) are read from the optimizer's
         scale-invariant group, so a schedule that edits them is measured as it runs.
         """
-        from ..entropy import sphere_entropy
-
         protocol = self.opt.protocol
-        group = next(g for g in self.opt.param_groups if g.get("si"))
-        lr = float(group["lr"] if protocol == "fixed-lr" else group["elr"])
-        wd = None if protocol == "fixed-sphere" else float(group["weight_decay"])
         x, y = self.data.train_x, self.data.train_y
         row: dict[str, float] = {"step": step}
         row["train_loss"], row["train_acc"] = evaluate(self.model, self.loss_fn, x, y, self.cfg.eval_batch_size)
@@ -367,49 +386,37 @@ class Measurement:
         a = self.acc
         n = max(a["n"], 1)
         row["batch_loss"] = a["batch_loss"] / n
-        with torch.no_grad():
-            rho = float(torch.cat([p.detach().reshape(-1).double() for p in self.params]).norm())
-        row["rho"] = rho
-        row["rho_mean"] = a["rho"] / n
-        row["rho2_mean"] = a["rho2"] / n
-        row["elr"] = float(self.opt.effective_lr())
-        row["grad_sq_unit"] = a["grad_sq_unit"] / n  # E‖g_B(u)‖² over the interval (free)
-        if protocol == "fixed-sphere":
-            row["norm_excess"] = a["norm_excess"] / n  # E|w'| − ρ
         batches = [torch.randint(0, x.shape[0], (self.cfg.batch_size,), generator=self.gen).to(x.device)
                    for _ in range(self.cfg.noise_batches)]
-        gn = gradient_noise(self.model, self.params, self.loss_fn, x, y, batches)
-        row.update(gn)
-        row["trace_cov_unit"] = rho**2 * gn["trace_cov"]
-        row["sigma2"] = rho**2 * gn["trace_cov"] / (self.d - 1)
-        row["snr"] = gn["grad_sq"] / gn["trace_cov"] if gn["trace_cov"] > 0 else float("nan")
-        sig = math.sqrt(max(row["sigma2"], 0.0))
-        row["T"] = float(theory.temperature(protocol, lr=lr, sigma=sig, d=self.d,
-                                            wd=None if protocol == "fixed-sphere" else wd))
-        row["S_sphere"] = row["S_sphere_err"] = row["S"] = float("nan")
-        for key in QUEUE_COLUMNS:
-            row[key] = float("nan")
-        q = self.queue
-        q.adapt()
-        row["queue_every"] = q.stride
-        if q.full and q.fresh >= q.size:
-            kw = {} if self.cfg.entropy_method is None else {"method": self.cfg.entropy_method}
-            est = sphere_entropy(q.ordered(), return_details=True, ordered=True, **kw)
-            row["S_sphere"] = float(est.value)
-            row["S_sphere_err"] = float(est.stderr)
-            row["queue_tau"] = float(est.queue_tau)
-            row["queue_n_eff"] = float(est.n_eff)
-            row["queue_nn_lag"] = float(est.nn_lag_fraction)
-            row["S"] = float(theory.total_entropy(est.value, float(q.rho.mean()), self.d))
-            q.mark_estimated()
+        si, whole = self.thermometer.log(step, noise_batches=batches)
+        rho = si["rho_now"]
+        row["rho"] = rho
+        row["rho_mean"] = si["rho"]
+        row["rho2_mean"] = si["rho2_mean"]
+        row["elr"] = float(self.opt.effective_lr())
+        row["grad_sq_unit"] = si["grad_sq_unit"]  # E‖g_B(u)‖² over the interval (free)
+        if protocol == "fixed-sphere":
+            row["norm_excess"] = a["norm_excess"] / n  # E|w'| − ρ
+        for key in ("grad_sq", "grad_norm", "trace_cov", "trace_cov_err"):
+            row[key] = si[key]
+        row["trace_cov_unit"] = rho**2 * si["trace_cov"]
+        row["sigma2"] = si["sigma2"]
+        row["snr"] = si["grad_sq"] / si["trace_cov"] if si["trace_cov"] > 0 else float("nan")
+        row["T"] = si["T"]
+        for key in ("S_sphere", "S_sphere_err", "S", *QUEUE_COLUMNS):
+            row[key] = float(whole.get(key, float("nan")))
+        row["queue_every"] = whole.get("queue_every", float("nan"))
         self._reset_acc()
         return row
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state(), "queue": self.queue.state_dict(), "acc": dict(self.acc)}
+        return {"gen": self.gen.get_state(), "acc": dict(self.acc), "thermometer": self.thermometer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.set_state(state["gen"])
-        self.queue.load_state_dict(state["queue"])
-        self.acc = dict(state["acc"])
+        self.acc = {k: state["acc"][k] for k in ("n", "norm_excess", "batch_loss")}
+        if "thermometer" in state:
+            self.thermometer.load_state_dict(state["thermometer"])
+        else:  # made before the thermometer measured: only the queue carries over
+            self.queue.load_state_dict(state["queue"])

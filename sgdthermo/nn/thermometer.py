@@ -35,7 +35,8 @@ per step, :math:`\sqrt{\overline{\theta^2}}`), ``radial_update``, ``tangential_u
 optimizer in use: ``rho_pred``, ``angular_update_pred``, ``relaxation_steps``, with a
 ``verdict`` per group. With ``noise_batches`` (K batches at frozen weights, BatchNorm statistics
 restored): ``grad_sq`` (:math:`\|\nabla L\|^2`), ``trace_cov`` with ``trace_cov_err``,
-``sigma2`` (:math:`\rho^2\,\mathrm{tr}\Sigma/(d-1)`) and ``T`` where the theory defines it.
+``sigma2`` (:math:`\rho^2\,\mathrm{tr}\Sigma/(d-1)` with ρ at the log point, ``rho_now``, where
+the noise is measured) and ``T`` where the theory defines it.
 
 **Verdicts.** ``diverging``: non-finite weights or gradients. ``interpolating``: the gradient on
 the sphere and the radius falling at each of the last :data:`TREND_POINTS` log points (the
@@ -45,7 +46,9 @@ the angular update is within ``tolerance`` of its prediction (the rotational equ
 does not depend on the gradient's size) and the radius has stopped drifting, either within
 ``tolerance`` of its prediction or settled over the last :data:`TREND_POINTS` log points (the
 radius prediction also assumes gradients uncorrelated from step to step, which a real loss
-surface need not give; the ``reason`` then says how far off it settled). ``approaching``: a prediction exists but is not met yet;
+surface need not give; the ``reason`` then says how far off it settled). Once equilibrated, a
+group keeps the verdict while it stays within :data:`HYSTERESIS` × ``tolerance``, so that
+fluctuations of ρ between log points about the edge do not make the verdict flicker. ``approaching``: a prediction exists but is not met yet;
 ``steps_left`` is the expected number of steps to get within ``tolerance`` along the
 predicted relaxation. ``unknown``: no prediction for this optimizer (the measured quantities are
 still reported).
@@ -65,7 +68,8 @@ from torch import nn
 
 from .. import io, theory
 
-__all__ = ["Thermometer", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP", "TREND_POINTS"]
+__all__ = ["Thermometer", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP", "TREND_POINTS",
+           "HYSTERESIS"]
 
 #: The verdicts a group can get.
 VERDICTS: tuple[str, ...] = ("approaching", "equilibrated", "interpolating", "diverging", "unknown")
@@ -79,6 +83,9 @@ FRAME_COLUMNS: tuple[str, ...] = (
 INTERPOLATION_DROP: float = 0.3
 #: Log points over which trends (drift, interpolation) are judged.
 TREND_POINTS: int = 6
+#: Once equilibrated, a group keeps the verdict until it is off by more than this many
+#: tolerances (so that log-to-log fluctuations about the edge do not make it flicker).
+HYSTERESIS: float = 1.5
 
 
 def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
@@ -255,9 +262,9 @@ class Thermometer:
         ``model(batch[0])`` against ``batch[1]``).
     noise_k : noise batches per log point when :meth:`log` gets ``noise_batches``.
     tolerance : relative distance to the predictions within which a group is ``equilibrated``.
-    queue_size, queue_every, queue_dtype, entropy_method : an entropy queue of the whole
-        scale-invariant set (off with ``queue_size=0``, the default; see
-        :class:`sgdthermo.nn.measure.EntropyQueue`).
+    queue_size, queue_every, queue_dtype, entropy_method, queue_max_every : an entropy queue of
+        the whole scale-invariant set (off with ``queue_size=0``, the default; see
+        :class:`sgdthermo.nn.measure.EntropyQueue`, whose ``max_stride`` is ``queue_max_every``).
     tensorboard : also write the scalars with ``torch.utils.tensorboard`` to ``log_dir``.
     """
 
@@ -265,7 +272,8 @@ class Thermometer:
                  groups: Mapping[str, Sequence[nn.Parameter]] | None = None, example: Any = None,
                  loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, noise_k: int = 8,
                  tolerance: float = 0.1, queue_size: int = 0, queue_every: int | str = "auto",
-                 queue_dtype: str = "float32", entropy_method: str | None = None, tensorboard: bool = False,
+                 queue_dtype: str = "float32", entropy_method: str | None = None, queue_max_every: int | None = None,
+                 tensorboard: bool = False,
                  parquet: bool = False, seed: int = 0) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -283,7 +291,7 @@ class Thermometer:
         self.loss_fn = loss_fn or _default_loss
         self.noise_k, self.tolerance = int(noise_k), float(tolerance)
         self.parquet, self.seed = bool(parquet), int(seed)
-        self.queue_cfg = (int(queue_size), queue_every, queue_dtype, entropy_method)
+        self.queue_cfg = (int(queue_size), queue_every, queue_dtype, entropy_method, queue_max_every)
         self.rows: list[dict[str, Any]] = []
         self.groups: dict[str, _Group] = {}
         self.others: list[str] = []
@@ -346,12 +354,12 @@ class Thermometer:
         self._start_reader(before)
         used = {id(p) for g in self.groups.values() for p in g.params}
         self.others = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in used]
-        size, every, dtype, _ = self.queue_cfg
+        size, every, dtype, _, max_every = self.queue_cfg
         if size > 0:
             from .measure import EntropyQueue
 
             d = sum(g.d for g in self.groups.values())
-            self.queue = EntropyQueue(size, d, stride=every, dtype=getattr(torch, dtype),
+            self.queue = EntropyQueue(size, d, stride=every, dtype=getattr(torch, dtype), max_stride=max_every,
                                       device=next(iter(self.groups.values())).params[0].device, seed=self.seed)
         if self.log_dir is not None:
             io.write_json({"optimizer": self.kind, "groups": {k: {"d": g.d, "parameters": [self._names.get(id(p), "?")
@@ -388,8 +396,10 @@ class Thermometer:
 
     # ------------------------------------------------------------------ per step
     @torch.no_grad()
-    def step(self) -> None:
-        """Read the step just taken (call after every ``optimizer.step()``)."""
+    def step(self, step: int | None = None) -> None:
+        """Read the step just taken (call after every ``optimizer.step()``). ``step``: the
+        training step's number when the count of calls is not it (a thermometer attached
+        mid-run); it sets when the entropy queue takes a snapshot."""
         if not self.groups:
             if getattr(self, "_captured", None) is None:
                 raise RuntimeError("Thermometer.step() before the model saw a batch: call it after optimizer.step()")
@@ -397,7 +407,7 @@ class Thermometer:
             self._captured = None
             self._detect(args, kwargs, before=self._pending)
             self._pending = None
-        self._steps += 1
+        self._steps = self._steps + 1 if step is None else int(step)
         hyper = None
         if self.kind in ("adamw", "adam"):  # (ηλ, η) of every param group: ‖a‖² needs this step's
             hyper = tuple(x for pg in self.optimizer.param_groups
@@ -450,9 +460,12 @@ class Thermometer:
                                "grad_sq_unit": acc[6] / n, "update_sq": acc[7] / n if self.kind in ("adamw", "adam")
                                else float("nan")}
         row["elr"] = _elr(kind, hyper, rho)
-        if noise:
+        with torch.no_grad():
+            row["rho_now"] = float(torch.stack(torch._foreach_norm(self.groups[name].params, 2, dtype=torch.float64))
+                                   .square().sum().sqrt())
+        if noise:  # σ² at the weights the noise was measured at
             row.update(noise)
-            row["sigma2"] = rho**2 * noise["trace_cov"] / (d - 1) if d > 1 else float("nan")
+            row["sigma2"] = row["rho_now"]**2 * noise["trace_cov"] / (d - 1) if d > 1 else float("nan")
             row["T"] = _temperature(kind, hyper, row["sigma2"], d)
         eq = _predict(kind, hyper, row, d)
         row["rho_pred"], row["angular_update_pred"] = eq.rho, eq.angular_update
@@ -485,9 +498,10 @@ class Thermometer:
                                "rho2_mean": acc[3] / n, "angular_update": math.sqrt(acc[1] / n),
                                "radial_update": acc[4] / n, "tangential_update": acc[5] / n,
                                "grad_sq_unit": acc[6] / n, "elr": float("nan")}
+        row["rho_now"] = math.sqrt(sum(r["rho_now"] ** 2 for r in rows))
         if noise:
             row.update(noise)
-            row["sigma2"] = row["rho"] ** 2 * noise["trace_cov"] / (d - 1)
+            row["sigma2"] = row["rho_now"] ** 2 * noise["trace_cov"] / (d - 1)
         # predictions of the whole set from its groups': |w|² adds up; θ² is the ρ²-weighted mean
         preds = [(r["rho_pred"], r["angular_update_pred"], r["rho"]) for r in rows]
         if all(math.isfinite(p[0]) and math.isfinite(p[1]) for p in preds):
@@ -515,6 +529,8 @@ class Thermometer:
         tol = self.tolerance
         if bad:
             return "diverging", float("nan"), "non-finite weights or gradients"
+        if history and history[-1].get("verdict") == "equilibrated":
+            tol *= HYSTERESIS  # a group stays equilibrated through fluctuations about the edge
         recent = [*history[-(TREND_POINTS - 1):], row]
         if len(recent) >= TREND_POINTS and self.kind != "fixed-sphere":
             gs, rs = [r["grad_sq_unit"] for r in recent], [r["rho"] for r in recent]
@@ -553,41 +569,15 @@ class Thermometer:
     # ------------------------------------------------------------------ gradient noise
     def _noise(self, source: Callable[[], Any] | Iterable[Any]) -> dict[str, dict[str, float]]:
         """tr Σ and ‖∇L‖² per group from :attr:`noise_k` batches at frozen weights."""
-        from .measure import _bn_buffers, noise_moments
+        from .measure import minibatch_gradients, noise_moments
 
         it = None if callable(source) else iter(source)
         batches = [source() if it is None else next(it) for _ in range(self.noise_k)]
-        model = self.model
-        saved = [b.clone() for b in _bn_buffers(model)]
-        was = model.training
-        model.train()
         groups = list(self.groups.values())
-        flat: list[list[torch.Tensor]] = [[] for _ in groups]
-        keep = {id(p): p.grad for g in groups for p in g.params}
-        try:
-            for batch in batches:
-                for g in groups:
-                    for p in g.params:
-                        p.grad = None
-                loss = self.loss_fn(model, batch)
-                grads = torch.autograd.grad(loss, [p for g in groups for p in g.params], allow_unused=True)
-                k = 0
-                for i, g in enumerate(groups):
-                    parts = []
-                    for p in g.params:
-                        gr = grads[k]
-                        k += 1
-                        parts.append((gr if gr is not None else torch.zeros_like(p)).reshape(-1).double())
-                    flat[i].append(torch.cat(parts))
-        finally:
-            for b, s in zip(_bn_buffers(model), saved):
-                b.copy_(s)
-            model.train(was)
-            for g in groups:
-                for p in g.params:
-                    p.grad = keep[id(p)]
-        out = {g.name: noise_moments(torch.stack(f)) for g, f in zip(groups, flat)}
-        out["all"] = noise_moments(torch.cat([torch.stack(f) for f in flat], dim=1))
+        flat = minibatch_gradients(self.model, [g.params for g in groups], batches,
+                                   lambda batch: self.loss_fn(self.model, batch))
+        out = {g.name: noise_moments(f) for g, f in zip(groups, flat)}
+        out["all"] = out[groups[0].name] if len(groups) == 1 else noise_moments(torch.cat(flat, dim=1))
         return out
 
     def _entropy(self, row: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ r"""Training scale-invariant networks under the three protocols, with measuremen
 - ``summary.json``: status, stationarity, stationary averages with errors, the theory
   predictions (SDE radius with the measured σ², the discrete-time identity, T, and for
   fixed sphere the effective pressure);
-- ``thermo.csv``: the :class:`~sgdthermo.nn.thermometer.Thermometer`'s rows (the angular update,
-  the equilibrium predicted for the protocol, a verdict; ``sgdthermo thermo OUT`` reads it);
+- ``thermo.csv``: the rows of the :class:`~sgdthermo.nn.thermometer.Thermometer` that measures
+  the run (:class:`~sgdthermo.nn.measure.Measurement`): the angular update, the equilibrium
+  predicted for the protocol, a verdict; ``sgdthermo thermo OUT`` reads it;
 - ``curves.png``: the run's curves; ``checkpoint.pt``: the latest checkpoint.
 
 Checkpoints are written atomically every ``checkpoint_every`` steps with the model, the
@@ -238,9 +239,6 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Calla
     ck = (read_checkpoint(ckpt_path, cfg_dict, schedule)
           if resume and ckpt_path.exists() and not force else None)
     data, model, loss_fn, si, d, opt, sampler, meas, inv = _setup(cfg, log)
-    from .thermometer import Thermometer  # the scale-invariant set as one group, as the protocol sees it
-
-    thermo = Thermometer(model, opt, groups={"si": si})
 
     rows: list[dict[str, float]] = []
     step = 0
@@ -251,8 +249,6 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Calla
             opt.load_state_dict(ck["optimizer"])
             sampler.load_state_dict(ck["sampler"])
             meas.load_state_dict(ck["measurement"])
-            if "thermometer" in ck:  # checkpoints made before thermo.csv existed have none
-                thermo.load_state_dict(ck["thermometer"])
             torch.set_rng_state(ck["rng"]["torch"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
             raise CheckpointError(f"{ckpt_path}: does not fit this run ({type(exc).__name__}: "
@@ -289,13 +285,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Calla
             message = f"non-finite loss or weights at step {step} (loss {lv}); lower the learning rate"
             break
         meas.after_step(step, lv)
-        thermo.step()
         if step in schedule:
             row = meas.log(step)
             rows.append(row)
             io.write_csv(pd.DataFrame(rows), out / "metrics.csv")
-            thermo.log(step)
-            io.write_csv(thermo.to_frame(), out / "thermo.csv")
+            io.write_csv(meas.thermometer.to_frame(), out / "thermo.csv")
             if writer is not None:
                 for k, v in row.items():
                     if k != "step" and isinstance(v, float) and math.isfinite(v):
@@ -305,7 +299,6 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Calla
                 "config": io.jsonable(cfg_dict), "step": step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
                 "measurement": meas.state_dict(), "rng": _rng_state(), "metrics": rows,
-                "thermometer": thermo.state_dict(),
                 "runtime_s": earlier_s + time.perf_counter() - t0,
             }, ckpt_path)
         if progress is not None:
