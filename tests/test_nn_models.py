@@ -15,6 +15,7 @@ from sgdthermo.nn.models import (
     check_scale_invariance,
     count_parameters,
     find_scale_invariant,
+    scale_invariant_groups,
     set_si_norm,
     si_norm,
 )
@@ -193,3 +194,31 @@ def test_custom_loss_fn():
     si, other = find_scale_invariant(model, x, y, mse)
     assert len(si) == 2 and other == []
     assert check_scale_invariance(model, si, x, y, mse) < 1e-10
+
+
+def test_joint_group_of_a_post_ln_transformer_is_found_after_training_steps():
+    """BERT is post-LN: its only scale-invariant set is the three embedding tables together
+    (their sum enters a LayerNorm). The greedy pruning alone lost it once the weights had
+    moved off their initialisation (the attention's query and key weights trade scale, a
+    relation that is not an invariance); the radial-derivative programme finds it."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, vocab_size=50, max_position_embeddings=8,
+                                  type_vocab_size=1, num_labels=2, hidden_dropout_prob=0.0,
+                                  attention_probs_dropout_prob=0.0)
+    model = transformers.BertForSequenceClassification(cfg)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 50, (32, 8), generator=gen)
+    batch = {"input_ids": ids, "labels": (ids[:, 1] < 25).long()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        model(**batch).loss.backward()
+        opt.step()
+    groups, others = scale_invariant_groups(model, (), batch)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {k: sorted(names[id(p)] for p in v) for k, v in groups.items()} == {"joint": [
+        "bert.embeddings.position_embeddings.weight", "bert.embeddings.token_type_embeddings.weight",
+        "bert.embeddings.word_embeddings.weight"]}
+    assert "classifier.weight" in others

@@ -57,6 +57,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -383,11 +384,76 @@ def _split_invariant(probe: "_Probe", factor: float, rtol: float, groupwise: boo
                 alone.append(i)
         else:
             rest.append(i)
-    group = list(rest) if groupwise else []
+    group = _jointly_radial(probe, rest) if groupwise and rest else []
     while group and not invariant(alone + group):
         scores = [max(probe.change(alone + [g for g in group if g != j], factor)) for j in group]
         group.pop(min(range(len(group)), key=scores.__getitem__))
     return alone, group
+
+
+#: Tolerance of the linear relation Σ r_i = 0, relative to the largest radial derivative (the
+#: derivatives are exact: a relation holds to ~1e-15, a non-relation misses by far more; above
+#: the linear-programme solver's own feasibility tolerance, 1e-7).
+_RELATION_RTOL: float = 1e-6
+
+
+def _radial_derivatives(probe: "_Probe", idx: Sequence[int]) -> np.ndarray:
+    r"""The radial derivatives :math:`r_i = \partial_t f(w_i(1+t))|_{t=0} = J_i w_i` of the
+    probe's outputs f in the tensors ``idx``, exactly (reverse mode, no finite differences that
+    a ReLU's kink could spoil), as the columns of a K × n matrix: the outputs are projected on
+    K ≥ n fixed random directions (which keeps every linear relation among the columns), one
+    backward pass each."""
+    params = [probe.params[i] for i in idx]
+    saved = [b.clone() for b in probe.model.buffers()]
+    try:
+        R = _projected_radial(probe, params)
+    finally:  # after the backward passes, which may need the buffers as they were
+        with torch.no_grad():
+            for b, s in zip(probe.model.buffers(), saved):
+                b.copy_(s)
+    return R
+
+
+def _projected_radial(probe: "_Probe", params: list[torch.Tensor]) -> np.ndarray:
+    with torch.enable_grad():
+        out = probe.forward()
+        m, n = out.numel(), len(params)
+        k = min(m, n + 8)
+        gen = torch.Generator().manual_seed(0)
+        U = torch.eye(m, dtype=out.dtype) if k == m else torch.randn(k, m, generator=gen, dtype=out.dtype)
+        U = U.to(out.device)
+        R = np.zeros((k, n))
+        for a in range(k):
+            grads = torch.autograd.grad(out, params, grad_outputs=U[a], retain_graph=a < k - 1, allow_unused=True)
+            R[a] = [0.0 if g is None else float((g * p.detach()).sum()) for g, p in zip(grads, params)]
+    return R
+
+
+def _jointly_radial(probe: "_Probe", rest: Sequence[int]) -> list[int]:
+    r"""The tensors among ``rest`` that can be scale-invariant together, by linear algebra: a
+    set S is invariant only if :math:`\sum_{i\in S} r_i = 0`, with :math:`r_i` the radial
+    derivative of the outputs in tensor i (:func:`_radial_derivatives`; Euler's theorem for a
+    function homogeneous of degree 0). The largest such S solves the linear programme
+    max Σ c_i subject to :math:`|\sum_i c_i r_i| \le \epsilon`, :math:`0 \le c_i \le 1` (an
+    equal scaling of the tensors; relations with other signs, such as an attention layer's
+    query and key weights trading scale, are not invariances). The tensors with c_i > ½ are the
+    candidates, which the caller verifies by finite scaling and prunes; none: nothing is
+    jointly invariant and no pruning is needed."""
+    from scipy.optimize import linprog
+
+    try:
+        R = _radial_derivatives(probe, rest)
+    except RuntimeError:  # an operation without a derivative: leave it to the finite test
+        return list(rest)
+    if not np.isfinite(R).all():
+        return list(rest)
+    R = R / float(np.abs(R).max() or 1.0)
+    n = len(rest)
+    res = linprog(-np.ones(n), A_ub=np.vstack([R, -R]), b_ub=np.full(2 * R.shape[0], _RELATION_RTOL),
+                  bounds=[(0.0, 1.0)] * n, method="highs")
+    if res.status != 0:
+        return list(rest)
+    return [i for i, c in zip(rest, res.x) if c > 0.5]
 
 
 class _Probe:
@@ -433,6 +499,13 @@ class _Probe:
             logits = self.model(self.x)
             loss = self.loss_fn(logits, self.y)
         return logits.detach(), float(loss)
+
+    def forward(self) -> torch.Tensor:
+        """The flat outputs :meth:`evaluate` compares, differentiable (in train mode a forward
+        pass moves the copy's BatchNorm statistics; the caller restores them)."""
+        with forked_rng(self.x.device):
+            torch.manual_seed(0)
+            return self.model(self.x).reshape(-1)
 
     @torch.no_grad()
     def change(self, idx: Sequence[int], factor: float) -> tuple[float, float]:
@@ -546,6 +619,12 @@ class _ForwardProbe(_Probe):
         flat = [t.detach().reshape(-1) for t in _float_tensors(out)]
         z = torch.cat(flat) if flat else torch.zeros(0, dtype=torch.float64)
         return z, float(z.norm())
+
+    def forward(self) -> torch.Tensor:  # noqa: D102 - as _Probe.forward, on any inputs
+        with forked_rng(self.x.device):
+            torch.manual_seed(0)
+            out = self.model(*self.args, **self.kwargs)
+        return torch.cat([t.reshape(-1) for t in _float_tensors(out)])
 
 
 def scale_invariant_groups(model: nn.Module, args: Sequence[object] = (), kwargs: dict | None = None, *,
