@@ -227,103 +227,144 @@ def train(
 def _train(cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Callable[[str], None],
            progress: Callable[[int, int], None] | None, stop_after: int | None,
            stack: contextlib.ExitStack) -> dict[str, Any]:
-    out = io.check_output_folder(out)
-    ckpt_path = out / "checkpoint.pt"
-    if (out / "summary.json").exists() and not force and not resume:
-        raise RunExistsError(f"--out {out}: holds a finished run; pass --force to overwrite")
-    if ckpt_path.exists() and not resume and not force:
-        raise RunExistsError(f"--out {out}: holds an unfinished run; pass --resume to continue or --force")
-    cfg_dict = dataclasses.asdict(cfg)
-    schedule = set(log_schedule(cfg.iters, cfg.log_every, cfg.log_linear_until, cfg.log_per_decade))
-    # every check before the first write: a refused resume leaves the folder as it was
-    ck = (read_checkpoint(ckpt_path, cfg_dict, schedule)
-          if resume and ckpt_path.exists() and not force else None)
-    data, model, loss_fn, si, d, opt, sampler, meas, inv = _setup(cfg, log)
-
-    rows: list[dict[str, float]] = []
-    step = 0
-    earlier_s = 0.0  # training time before the last resume
-    if ck is not None:
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sampler.load_state_dict(ck["sampler"])
-            meas.load_state_dict(ck["measurement"])
-            torch.set_rng_state(ck["rng"]["torch"])
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-            raise CheckpointError(f"{ckpt_path}: does not fit this run ({type(exc).__name__}: "
-                                  f"{first_line(exc)}); pass --force to start over") from None
-        rows = [dict(r) for r in ck["metrics"]]
-        step = int(ck["step"])
-        earlier_s = float(ck.get("runtime_s", 0.0))
-    out.mkdir(exist_ok=True)
-    stack.enter_context(run_lock(out))  # another process training here: RunBusyError, nothing written
-    io.write_json({**cfg_dict, "d": d, "invariance_check": inv}, out / "config.json")
-    log(f"entropy queue: {cfg.queue_size} x {d} {cfg.queue_dtype} = {meas.queue_bytes / 2**20:.1f} MiB; "
-        f"{cfg.threads} torch thread(s)")
-    if ck is not None:
-        log(f"resumed at step {step}")
-    else:  # a fresh start: outputs of an earlier run (force) no longer describe this one
-        for name in ("summary.json", "checkpoint.pt", "metrics.csv", "thermo.csv"):
-            (out / name).unlink(missing_ok=True)
-
-    writer = _tensorboard(out) if cfg.tensorboard else None
-    x, y = data.train_x, data.train_y
-    model.train()
-    status, message = "completed", ""
-    t0 = time.perf_counter()
-    while step < cfg.iters:
-        idx = sampler.next()
+    run = RunState(cfg, out, resume=resume, force=force, log=log, stack=stack)
+    x, y = run.data.train_x, run.data.train_y
+    model, opt, loss_fn = run.model, run.opt, run.loss_fn
+    while not run.done:
+        idx = run.sampler.next()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()
         opt.step()
-        step += 1
-        lv = float(loss.detach())
-        if not math.isfinite(lv) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.last_step["grad_sq"]):
-            status = "diverged"
-            message = f"non-finite loss or weights at step {step} (loss {lv}); lower the learning rate"
-            break
-        meas.after_step(step, lv)
-        if step in schedule:
-            row = meas.log(step)
-            rows.append(row)
-            io.write_csv(pd.DataFrame(rows), out / "metrics.csv")
-            io.write_csv(meas.thermometer.to_frame(), out / "thermo.csv")
-            if writer is not None:
+        run.after_step(float(loss.detach()))
+        if progress is not None:
+            progress(run.step, cfg.iters)
+        if stop_after is not None and run.step >= stop_after:
+            return {"status": "stopped", "step": run.step}
+    return run.finish()
+
+
+class RunState:
+    """One run in its folder, between the training steps: everything :func:`train` does
+    except the forward, backward and optimizer step, so that a loop that steps many runs at
+    once (:mod:`sgdthermo.nn.batched`) writes exactly what :func:`train` writes.
+
+    Construction does every check before the first write (a finished run, a checkpoint that
+    cannot continue the run: :class:`~sgdthermo.errors.RunExistsError`,
+    :class:`~sgdthermo.errors.CheckpointError`), builds the run (:func:`_setup`), restores the
+    checkpoint, takes the run lock on ``stack`` and writes ``config.json``. Then per step:
+    the sampler's batch (``sampler.next()``), the caller's step, :meth:`after_step` with the
+    batch loss (divergence check, measurement, log points, checkpoints), until :attr:`done`;
+    :meth:`finish` writes the summary and the curves.
+    """
+
+    def __init__(self, cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Callable[[str], None],
+                 stack: contextlib.ExitStack) -> None:
+        out = io.check_output_folder(out)
+        ckpt_path = out / "checkpoint.pt"
+        if (out / "summary.json").exists() and not force and not resume:
+            raise RunExistsError(f"--out {out}: holds a finished run; pass --force to overwrite")
+        if ckpt_path.exists() and not resume and not force:
+            raise RunExistsError(f"--out {out}: holds an unfinished run; pass --resume to continue or --force")
+        self.cfg, self.out, self.log, self.ckpt_path = cfg, out, log, ckpt_path
+        self.cfg_dict = dataclasses.asdict(cfg)
+        self.schedule = set(log_schedule(cfg.iters, cfg.log_every, cfg.log_linear_until, cfg.log_per_decade))
+        # every check before the first write: a refused resume leaves the folder as it was
+        ck = (read_checkpoint(ckpt_path, self.cfg_dict, self.schedule)
+              if resume and ckpt_path.exists() and not force else None)
+        (self.data, self.model, self.loss_fn, self.si, self.d, self.opt, self.sampler, self.meas,
+         inv) = _setup(cfg, log)
+        self.rows: list[dict[str, float]] = []
+        self.step = 0
+        self.earlier_s = 0.0  # training time before the last resume
+        if ck is not None:
+            try:
+                self.model.load_state_dict(ck["model"])
+                self.opt.load_state_dict(ck["optimizer"])
+                self.sampler.load_state_dict(ck["sampler"])
+                self.meas.load_state_dict(ck["measurement"])
+                torch.set_rng_state(ck["rng"]["torch"])
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                raise CheckpointError(f"{ckpt_path}: does not fit this run ({type(exc).__name__}: "
+                                      f"{first_line(exc)}); pass --force to start over") from None
+            self.rows = [dict(r) for r in ck["metrics"]]
+            self.step = int(ck["step"])
+            self.earlier_s = float(ck.get("runtime_s", 0.0))
+        out.mkdir(exist_ok=True)
+        stack.enter_context(run_lock(out))  # another process training here: RunBusyError, nothing written
+        io.write_json({**self.cfg_dict, "d": self.d, "invariance_check": inv}, out / "config.json")
+        log(f"entropy queue: {cfg.queue_size} x {self.d} {cfg.queue_dtype} = {self.meas.queue_bytes / 2**20:.1f} MiB; "
+            f"{cfg.threads} torch thread(s)")
+        if ck is not None:
+            log(f"resumed at step {self.step}")
+        else:  # a fresh start: outputs of an earlier run (force) no longer describe this one
+            for name in ("summary.json", "checkpoint.pt", "metrics.csv", "thermo.csv"):
+                (out / name).unlink(missing_ok=True)
+        self.writer = _tensorboard(out) if cfg.tensorboard else None
+        self.model.train()
+        self.status, self.message = "completed", ""
+        self.t0 = time.perf_counter()
+
+    @property
+    def done(self) -> bool:
+        """Finished its steps, or diverged."""
+        return self.step >= self.cfg.iters or self.status == "diverged"
+
+    def after_step(self, loss: float) -> None:
+        """Everything after the optimizer's step: the divergence check (non-finite loss or
+        weights end the run as ``diverged``), the measurement, the log point's rows
+        (``metrics.csv``, ``thermo.csv``, TensorBoard) and the checkpoint when due."""
+        cfg, out, opt = self.cfg, self.out, self.opt
+        self.step += 1
+        step = self.step
+        if not math.isfinite(loss) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.last_step["grad_sq"]):
+            self.status = "diverged"
+            self.message = f"non-finite loss or weights at step {step} (loss {loss}); lower the learning rate"
+            return
+        self.meas.after_step(step, loss)
+        if step in self.schedule:
+            row = self.meas.log(step)
+            self.rows.append(row)
+            io.write_csv(pd.DataFrame(self.rows), out / "metrics.csv")
+            io.write_csv(self.meas.thermometer.to_frame(), out / "thermo.csv")
+            if self.writer is not None:
                 for k, v in row.items():
                     if k != "step" and isinstance(v, float) and math.isfinite(v):
-                        writer.add_scalar(k, v, step)
+                        self.writer.add_scalar(k, v, step)
         if step % cfg.checkpoint_every == 0 or step == cfg.iters:
-            _atomic_torch_save({
-                "config": io.jsonable(cfg_dict), "step": step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
-                "measurement": meas.state_dict(), "rng": _rng_state(), "metrics": rows,
-                "runtime_s": earlier_s + time.perf_counter() - t0,
-            }, ckpt_path)
-        if progress is not None:
-            progress(step, cfg.iters)
-        if stop_after is not None and step >= stop_after:
-            return {"status": "stopped", "step": step}
-    if writer is not None:
-        writer.close()
-    runtime = earlier_s + time.perf_counter() - t0  # training time over every resume
-    metrics = pd.DataFrame(rows)
-    io.write_csv(metrics, out / "metrics.csv")
-    summary = summarize(metrics, cfg, d)
-    summary.update({"status": status, "message": message, "steps": step, "runtime_s": runtime,
-                    "queue_stride": meas.queue.stride, "queue_note": meas.queue.note})
-    if status == "diverged":
-        summary["stationary"] = False
-        log(f"diverged: {message}")
-    io.write_json(summary, out / "summary.json")
-    try:
-        from ..figures.run import plot_curves  # lazy: matplotlib only here
+            self.checkpoint()
 
-        plot_curves(metrics, out / "curves.png", title=f"{cfg.model} on {cfg.dataset}, {cfg.protocol}")
-    except Exception as exc:  # figures never fail a run
-        log(f"curves.png not written: {exc}")
-    return summary
+    def checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (the run can continue from it exactly)."""
+        _atomic_torch_save({
+            "config": io.jsonable(self.cfg_dict), "step": self.step, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(), "sampler": self.sampler.state_dict(),
+            "measurement": self.meas.state_dict(), "rng": _rng_state(), "metrics": self.rows,
+            "runtime_s": self.earlier_s + time.perf_counter() - self.t0,
+        }, self.ckpt_path)
+
+    def finish(self) -> dict[str, Any]:
+        """Write ``metrics.csv``, ``summary.json`` and ``curves.png``; return the summary."""
+        cfg, out, log = self.cfg, self.out, self.log
+        if self.writer is not None:
+            self.writer.close()
+        runtime = self.earlier_s + time.perf_counter() - self.t0  # training time over every resume
+        metrics = pd.DataFrame(self.rows)
+        io.write_csv(metrics, out / "metrics.csv")
+        summary = summarize(metrics, cfg, self.d)
+        summary.update({"status": self.status, "message": self.message, "steps": self.step, "runtime_s": runtime,
+                        "queue_stride": self.meas.queue.stride, "queue_note": self.meas.queue.note})
+        if self.status == "diverged":
+            summary["stationary"] = False
+            log(f"diverged: {self.message}")
+        io.write_json(summary, out / "summary.json")
+        try:
+            from ..figures.run import plot_curves  # lazy: matplotlib only here
+
+            plot_curves(metrics, out / "curves.png", title=f"{cfg.model} on {cfg.dataset}, {cfg.protocol}")
+        except Exception as exc:  # figures never fail a run
+            log(f"curves.png not written: {exc}")
+        return summary
 
 
 def _tensorboard(out: Path):
