@@ -21,8 +21,12 @@ def add_parser(sub) -> None:
     add_training_options(g, sweep=True)
     g.add_argument("--seeds", help="seeds: S[,S...] (default 0)")
     e = p.add_argument_group("execution")
-    e.add_argument("--executor", choices=list(EXECUTORS), help="local (default), ray or slurm")
-    e.add_argument("--jobs", type=int, help="runs at a time (default 1)")
+    e.add_argument("--executor", choices=list(EXECUTORS),
+                   help="local (default), ray, slurm, or batched (local processes, each training a pack of runs "
+                        "as one batched model)")
+    e.add_argument("--jobs", type=int, help="runs (packs) at a time (default 1)")
+    e.add_argument("--pack", help="runs trained together as one batched model: N or auto (default: 1; "
+                                  "auto with --executor batched); with ray or slurm each task is a pack")
     e.add_argument("--address", help="Ray cluster address (default: a local instance)")
     e.add_argument("--partition", help="Slurm partition")
     e.add_argument("--time-min", type=int, help="Slurm time limit per run, minutes (default 240)")

@@ -8,7 +8,9 @@
 - :mod:`~sgdthermo.nn.optim`: the protocols as drop-in torch optimizers;
 - :mod:`~sgdthermo.nn.measure`: the measurement that attaches to a training loop;
 - :mod:`~sgdthermo.nn.thermometer`: :class:`Thermometer`, for any model, optimizer and loop;
-- :mod:`~sgdthermo.nn.training`: :func:`train`, one run into a folder, with checkpoints and resume.
+- :mod:`~sgdthermo.nn.training`: :func:`train`, one run into a folder, with checkpoints and resume;
+- :mod:`~sgdthermo.nn.batched`: :class:`StackedModel` and :func:`train_runs`, many runs of one
+  architecture trained as one batched model.
 
 Names are imported on first use, so ``sgdthermo.nn.config`` does not pull in torch.
 """
@@ -27,7 +29,7 @@ _EXPORTS = {
     "ProtocolOptimizer": "optim",
     "Measurement": "measure", "MeasureConfig": "measure", "gradient_noise": "measure", "log_schedule": "measure",
     "train": "training", "summarize": "training", "Thermometer": "thermometer",
-    "scale_invariant_groups": "models",
+    "scale_invariant_groups": "models", "StackedModel": "batched", "train_runs": "batched",
 }
 
 __all__ = sorted(_EXPORTS)

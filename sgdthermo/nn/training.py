@@ -158,7 +158,10 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _setup(cfg: TrainConfig, log: Callable[[str], None]):
+def _setup(cfg: TrainConfig, log: Callable[[str], None], shared: dict | None = None):
+    """The run's data, model, loss, scale-invariant set, optimizer, sampler and measurement,
+    exactly as every run of ``cfg`` gets them. ``shared``: data sets already loaded (by their
+    loading arguments), so that the runs of a pack hold each one once."""
     from .data import BatchSampler, load_dataset
     from .models import (
         build_model,
@@ -170,8 +173,13 @@ def _setup(cfg: TrainConfig, log: Callable[[str], None]):
 
     dev = _resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, device=dev,
-                        samples_per_label=cfg.samples_per_label, download=cfg.download, seed=cfg.seed)
+    key = (cfg.dataset, cfg.data_dir, str(dev), cfg.samples_per_label, cfg.download, cfg.seed)
+    data = None if shared is None else shared.get(key)
+    if data is None:
+        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, device=dev,
+                            samples_per_label=cfg.samples_per_label, download=cfg.download, seed=cfg.seed)
+        if shared is not None:
+            shared[key] = data
     model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
                         width=cfg.width, head_norm=cfg.head_norm, image_size=data.image_size).to(dev)
     loss_fn = _loss_fn(cfg.loss, data.num_classes)
@@ -255,11 +263,11 @@ class RunState:
     checkpoint, takes the run lock on ``stack`` and writes ``config.json``. Then per step:
     the sampler's batch (``sampler.next()``), the caller's step, :meth:`after_step` with the
     batch loss (divergence check, measurement, log points, checkpoints), until :attr:`done`;
-    :meth:`finish` writes the summary and the curves.
+    :meth:`finish` writes the summary and the curves. ``shared``: see :func:`_setup`.
     """
 
     def __init__(self, cfg: TrainConfig, out: Path, *, resume: bool, force: bool, log: Callable[[str], None],
-                 stack: contextlib.ExitStack) -> None:
+                 stack: contextlib.ExitStack, shared: dict | None = None) -> None:
         out = io.check_output_folder(out)
         ckpt_path = out / "checkpoint.pt"
         if (out / "summary.json").exists() and not force and not resume:
@@ -273,7 +281,7 @@ class RunState:
         ck = (read_checkpoint(ckpt_path, self.cfg_dict, self.schedule)
               if resume and ckpt_path.exists() and not force else None)
         (self.data, self.model, self.loss_fn, self.si, self.d, self.opt, self.sampler, self.meas,
-         inv) = _setup(cfg, log)
+         inv) = _setup(cfg, log, shared)
         self.rows: list[dict[str, float]] = []
         self.step = 0
         self.earlier_s = 0.0  # training time before the last resume

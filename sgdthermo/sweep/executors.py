@@ -3,6 +3,7 @@ r"""Executors of a sweep: local processes, Ray tasks, Slurm job arrays (one inte
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -12,11 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .runner import SweepJob, run_one
+from .runner import PackJob, SweepJob, pack_key, run_one, run_pack
 from .spec import SweepSpec, check_executor
 from ..errors import first_line as _first_line
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "SubmititExecutor", "make_executor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "SubmititExecutor", "PackedExecutor", "make_executor",
+           "plan_packs", "MAX_PACK"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ class SubmititExecutor:
 
         ex = submitit.AutoExecutor(folder=str(self.folder), cluster=self.cluster)
         ex.update_parameters(**self.parameters())
-        job_fn = SweepJob() if fn is run_one else fn
+        job_fn = SweepJob() if fn is run_one else PackJob() if fn is run_pack else fn
         columns = [list(c) for c in zip(*items)]
         self._jobs = ex.map_array(job_fn, *columns)
         index = {id(j): i for i, j in enumerate(self._jobs)}
@@ -315,8 +317,92 @@ class SubmititExecutor:
         pass
 
 
-def make_executor(spec: SweepSpec, out_dir: str | os.PathLike) -> LocalExecutor | RayExecutor | SubmititExecutor:
-    """The spec's executor (checks that its package is installed; starts nothing)."""
+#: The most runs in one pack (``--pack auto`` never goes above it).
+MAX_PACK: int = 64
+#: The share of the device's memory a pack chosen by ``--pack auto`` may fill.
+PACK_MEMORY_SHARE: float = 0.5
+
+
+def auto_pack(cfg_dict: dict[str, Any], jobs: int = 1) -> int:
+    """How many runs like ``cfg_dict`` fit one pack: :data:`PACK_MEMORY_SHARE` of the device's
+    memory (shared by ``jobs`` packs at a time) over a member's memory
+    (:func:`sgdthermo.budget.estimate_train_memory` without the data set, which the pack
+    holds once), at most :data:`MAX_PACK`."""
+    from .. import budget
+    from ..nn.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(cfg_dict).resolved()
+    parts = budget.estimate_train_memory(cfg)
+    member = max(1, sum(v for k, v in parts.items() if k != "data set"))
+    room = PACK_MEMORY_SHARE * budget.available_memory(cfg.device) / max(1, jobs) - parts["data set"]
+    return int(max(1, min(MAX_PACK, room // member)))
+
+
+def plan_packs(items: Sequence[tuple], pack: int | str, jobs: int = 1) -> list[list[int]]:
+    """The runs ``items`` (``(run_id, config, out, force)``) in packs: runs of one
+    :func:`~sgdthermo.sweep.runner.pack_key` (architecture, data set, protocol, batch size,
+    device, threads) together in order, at most ``pack`` per pack (``"auto"``:
+    :func:`auto_pack`); runs that differ in those settings are never packed together."""
+    groups: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(pack_key(item[1]), []).append(i)
+    packs = []
+    for idx in groups.values():
+        size = auto_pack(items[idx[0]][1], jobs) if pack == "auto" else int(pack)
+        packs.extend(idx[k:k + size] for k in range(0, len(idx), size))
+    return packs
+
+
+class PackedExecutor:
+    """Another executor (``inner``) running packs of runs (:func:`plan_packs`) instead of single
+    runs: each task trains its pack as one batched model (:func:`~sgdthermo.sweep.runner.run_pack`)
+    and the pack's rows are yielded run by run, as ``inner`` would yield single runs. A pack the
+    executor lost (a killed worker, a failed job) is reported for each of its runs."""
+
+    def __init__(self, inner: Any, pack: int | str, jobs: int = 1, cpus: int | None = None) -> None:
+        self.inner, self.pack, self.jobs, self.cpus = inner, pack, int(jobs), cpus
+        self.packs: list[list[int]] = []
+
+    def describe(self) -> str:
+        sizes = f"{len(self.packs)} pack(s) of up to {max(map(len, self.packs))} runs" if self.packs \
+            else f"packs of {self.pack}"
+        return f"{sizes} trained as batched models, {self.inner.describe()}"
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def map(self, fn, items):
+        if fn is not run_one:
+            raise ValueError("PackedExecutor runs sweep runs (run_one) only")
+        self.packs = plan_packs(items, self.pack, self.jobs)
+        # a pack's torch threads: the CPUs of its task (Ray, Slurm), or this machine's shared by
+        # the packs that run at once
+        threads = self.cpus or max(1, (os.cpu_count() or 1) // max(1, min(self.jobs, len(self.packs))))
+        work = [([(items[i][0], items[i][1]) for i in pk], items[pk[0]][2], items[pk[0]][3], threads)
+                for pk in self.packs]
+        for j, res in self.inner.map(run_pack, work):
+            pk = self.packs[j]
+            if isinstance(res, BaseException) or not isinstance(res, list) or len(res) != len(pk):
+                err = res if isinstance(res, BaseException) else RuntimeError(f"pack returned {type(res).__name__}")
+                for i in pk:
+                    yield i, err
+                continue
+            for i, row in zip(pk, res):
+                yield i, row
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def make_executor(spec: SweepSpec, out_dir: str | os.PathLike) -> Any:
+    """The spec's executor (checks that its package is installed; starts nothing); with
+    ``executor="batched"`` or a ``pack`` above 1, a :class:`PackedExecutor` around it."""
+    pack = spec.pack if spec.pack is not None else ("auto" if spec.executor == "batched" else 1)
+    if pack != 1 or spec.executor == "batched":
+        inner = make_executor(dataclasses.replace(spec, executor="local" if spec.executor == "batched"
+                                                  else spec.executor, pack=1), out_dir)
+        return PackedExecutor(inner, pack, spec.jobs, None if spec.executor in ("local", "batched")
+                              else spec.cpus_per_run)
     if spec.executor == "local":
         return LocalExecutor(spec.jobs)
     if spec.executor == "ray":

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,141 @@ def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike,
             pass
     row["runtime_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+#: Settings that members of one pack (:func:`run_pack`) share: what fixes the batched model's
+#: architecture, its data and batches, its protocol and where it runs.
+PACK_KEYS: tuple[str, ...] = ("model", "width", "head_norm", "loss", "dataset", "data_dir", "samples_per_label",
+                              "protocol", "batch_size", "device", "threads")
+
+
+def pack_key(cfg_dict: dict[str, Any]) -> tuple:
+    """The settings a run shares with the others of its pack (:data:`PACK_KEYS`, resolved)."""
+    cfg = TrainConfig.from_dict(cfg_dict).resolved()
+    return tuple((k, getattr(cfg, k)) for k in PACK_KEYS)
+
+
+def run_pack(members: Sequence[tuple[str, dict[str, Any]]], out_dir: str | os.PathLike,
+             force: bool = False, threads: int | None = None) -> list[dict[str, Any]]:
+    """Train the runs ``members`` (``(run_id, config)``, one :func:`pack_key`) into
+    ``out_dir/run_id`` together, as one batched model (:func:`sgdthermo.nn.batched.train_runs`),
+    and return their status rows in order (never raises).
+
+    Each member is what :func:`run_one` makes of it: skipped when finished (unless ``force``),
+    resumed from its checkpoint (a checkpoint that cannot continue it is kept as
+    ``checkpoint.pt.rejected`` and the member starts over), its own lock, ``log.txt``,
+    ``error.txt`` when it fails; its folder holds the same files with the same numbers as a
+    solo run. A member that fails or diverges leaves the others training. ``threads``: torch
+    threads of the batched model (default: the members' ``threads``); a pack's float32 results
+    equal its members' solo runs in distribution, not to the last bit, whatever the threads.
+    """
+    import contextlib
+
+    t0 = time.perf_counter()
+    rows = [{"run_id": rid, "status": "failed", "result": None, "stationary": None, "runtime_s": None,
+             "message": "", "steps": None} for rid, _ in members]
+    states: list[Any] = []
+    where: list[int] = []
+    notes: list[list[str]] = [[] for _ in members]
+
+    def failed(i: int, exc: BaseException, run_dir: Path) -> None:
+        if isinstance(exc, RunBusyError):
+            rows[i].update(status="failed", result=None, message=f"RunBusyError: {exc}")
+            return
+        rows[i].update(status="failed", result=None, message=f"{type(exc).__name__}: {_first_line(exc)}")
+        try:
+            if run_dir.parent.is_dir():
+                run_dir.mkdir(exist_ok=True)
+                _io().atomic_write_text(run_dir / "error.txt", "".join(traceback.format_exception(exc)))
+        except OSError:
+            pass
+
+    with contextlib.ExitStack() as stack:
+        try:
+            from ..nn import batched, training
+        except Exception as exc:  # noqa: BLE001 - every member gets the same answer
+            for i, (rid, _) in enumerate(members):
+                failed(i, exc, Path(out_dir) / rid)
+            return rows
+        shared: dict[tuple, Any] = {}  # one copy of each data set in the pack
+        for i, (run_id, cfg_dict) in enumerate(members):
+            run_dir = Path(out_dir) / run_id
+            try:
+                cfg = TrainConfig.from_dict(cfg_dict)
+                done = finished_summary(run_dir)
+                if done is not None and not force:
+                    rows[i] = _skipped_row(run_id, done)
+                    continue
+                run_dir.mkdir(exist_ok=True)
+                member = contextlib.ExitStack()
+                stack.enter_context(member)
+                member.enter_context(run_lock(run_dir))
+                done = finished_summary(run_dir)
+                if done is not None and not force:
+                    rows[i] = _skipped_row(run_id, done)
+                    member.close()
+                    continue
+                if force:
+                    for name in _TRAIN_OUTPUTS:
+                        (run_dir / name).unlink(missing_ok=True)
+                (run_dir / "error.txt").unlink(missing_ok=True)
+                logf = member.enter_context(open(run_dir / "log.txt", "a", encoding="utf-8"))
+
+                def log(msg: str, logf=logf, i=i) -> None:
+                    logf.write(f"{msg}\n")
+                    logf.flush()
+                    if msg.startswith("resumed at step"):
+                        notes[i].append(msg)
+
+                log(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()}), "
+                    f"in a pack of {len(members)}")
+                try:
+                    state = training.RunState(cfg.resolved(), run_dir, resume=True, force=False, log=log,
+                                              stack=member, shared=shared)
+                except CheckpointError as exc:  # start over; the rejected file is kept
+                    os.replace(run_dir / "checkpoint.pt", run_dir / "checkpoint.pt.rejected")
+                    note = f"{_first_line(exc)}: kept as checkpoint.pt.rejected, run started over"
+                    log(note)
+                    notes[i].append(note.replace(str(run_dir) + os.sep, ""))
+                    state = training.RunState(cfg.resolved(), run_dir, resume=False, force=True, log=log,
+                                              stack=member, shared=shared)
+                states.append(state)
+                where.append(i)
+            except Exception as exc:  # noqa: BLE001 - a member's failure is its own
+                failed(i, exc, run_dir)
+        if states:
+            results = batched.train_runs(states, threads=threads or states[0].cfg.threads)
+            for i, res in zip(where, results):
+                run_dir = Path(out_dir) / members[i][0]
+                if isinstance(res, BaseException):
+                    failed(i, res, run_dir)
+                    continue
+                status = res.get("status")
+                msg = res.get("message") or ""
+                if status == "completed" and not res.get("stationary"):
+                    msg = res.get("reason") or "not stationary"
+                rows[i].update(status=status, result=status, stationary=res.get("stationary"),
+                               steps=res.get("steps"), message="; ".join(notes[i] + ([msg] if msg else [])))
+    elapsed = round(time.perf_counter() - t0, 3)
+    for r in rows:
+        if r["runtime_s"] is None:
+            r["runtime_s"] = elapsed
+    return rows
+
+
+class PackJob:
+    """The callable submitted to Slurm through submitit for a pack (:func:`run_pack`);
+    requeued with resume on preemption, as :class:`SweepJob`."""
+
+    def __call__(self, members: list, out: str, force: bool = False, threads: int | None = None,
+                 resume: bool = False) -> list[dict[str, Any]]:
+        return run_pack(members, out, force and not resume, threads)
+
+    def checkpoint(self, members: list, out: str, force: bool = False, threads: int | None = None,
+                   resume: bool = False):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, members, out, False, threads, resume=True)
 
 
 class SweepJob:

@@ -26,7 +26,7 @@ __all__ = ["check_executor", "SweepSpec", "expand", "config_hash", "make_run_id"
            "flag_name", "MAX_RUNS"]
 
 
-EXECUTORS = ("local", "ray", "slurm", "slurm-local")
+EXECUTORS = ("local", "ray", "slurm", "slurm-local", "batched")
 HASH_LEN = 10
 #: The most runs a sweep may hold (grid points x seeds), and so the most values of one axis:
 #: a larger grid is refused before anything is built (:meth:`SweepSpec.validate`), not
@@ -37,7 +37,7 @@ MAX_RUNS = 100_000
 _MAX_SPEC_BYTES = 64 * 2**20
 
 EXECUTOR_KEYS = ("executor", "jobs", "address", "cluster", "partition", "time_min",
-                  "gpus_per_run", "cpus_per_run", "mem_gb")
+                  "gpus_per_run", "cpus_per_run", "mem_gb", "pack")
 _SWEEP_KEYS = ("grid", "seeds") + EXECUTOR_KEYS
 _ALIASES = {"time": "time_min", "seed_list": "seeds"}
 _SHORT = {"lr": "lr", "wd": "wd", "radius": "r", "width": "w", "batch_size": "bs", "iters": "it",
@@ -197,6 +197,11 @@ class SweepSpec:
     ``time_min`` (minutes per job), ``mem_gb``. ``gpus_per_run`` (default 1 when the
     device is cuda, else 0; fractional allowed on Ray) and ``cpus_per_run`` (Ray, Slurm:
     the run's resources; its torch threads are the runs' own ``threads``).
+    ``pack``: runs trained together as one batched model (:mod:`sgdthermo.nn.batched`), an
+    integer ≥ 1 or ``"auto"`` (as many as fit the memory budget); ``executor="batched"`` is
+    local processes each training a pack (``pack`` default ``"auto"``), and a pack greater
+    than 1 with ``ray`` or ``slurm`` makes each task or job a pack. Runs that cannot share a
+    batched model (another architecture, data set or protocol) go to separate packs.
     """
 
     base: TrainConfig = field(default_factory=lambda: TrainConfig())
@@ -211,6 +216,7 @@ class SweepSpec:
     gpus_per_run: float | None = None
     cpus_per_run: int = 1
     mem_gb: float | None = None
+    pack: int | str | None = None
 
     def __post_init__(self) -> None:
         if self.executor == "slurm-local":
@@ -268,6 +274,11 @@ class SweepSpec:
                     raise ValueError(f"{flag_name(name)}: given both at the top level and in grid")
                 base_kw[name] = _coerce(name, value)
         kw = {k: d[k] for k in EXECUTOR_KEYS if k in d and d[k] is not None}
+        if isinstance(kw.get("pack"), str) and kw["pack"] != "auto":
+            try:
+                kw["pack"] = int(kw["pack"])
+            except ValueError:
+                raise ValueError(f"--pack {kw['pack']!r}: must be a positive integer or auto") from None
         for k in ("jobs", "cpus_per_run", "time_min", "gpus_per_run", "mem_gb"):  # "2" from YAML
             if isinstance(kw.get(k), str):
                 try:
@@ -384,6 +395,9 @@ class SweepSpec:
             raise ValueError(f"--address {self.address!r}: must be a string (host:port or ray://...)")
         if self.address is not None and self.executor != "ray":
             raise ValueError(f"--address {self.address}: only for --executor ray")
+        pk = self.pack
+        if pk is not None and pk != "auto" and (isinstance(pk, bool) or not isinstance(pk, int) or pk < 1):
+            raise ValueError(f"--pack {pk!r}: must be a positive integer or auto")
         for name, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid axis {name}: no values")
@@ -416,7 +430,7 @@ def _normalised_keys(d: dict[Any, Any], what: str, aliases: bool = True) -> dict
 def check_executor(name: Any) -> str:
     """``name`` if it is one of :data:`EXECUTORS`, else a one-line ValueError."""
     if name not in EXECUTORS:
-        raise ValueError(f"--executor {name!r}: expected one of local, ray, slurm")
+        raise ValueError(f"--executor {name!r}: expected one of local, ray, slurm, batched")
     return name
 
 

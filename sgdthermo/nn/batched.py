@@ -1,0 +1,242 @@
+r"""Many runs of one architecture trained as one batched model.
+
+A grid of the paper's networks is many small models that differ only in their
+hyperparameters and seeds. :class:`StackedModel` holds G such models as one: every parameter
+and buffer of the G members is one stacked tensor (G × shape), and the forward pass is
+``torch.func.vmap`` over ``torch.func.functional_call`` of one stateless copy of the
+architecture, each member on its own batch. BatchNorm updates each member's running
+statistics in the stacked buffers.
+
+The members keep their identity. Each member module's parameters are the *same*
+``nn.Parameter`` objects as before, whose ``.data`` now views the member's slice of the stacked
+storage, and whose ``.grad`` views the slice of the stacked gradient; its buffers likewise. So
+the member's own optimizer (the protocol optimizer of a solo run), its measurement and its
+checkpoints (``state_dict``/``load_state_dict``) work on it unchanged, and a step of the batched
+model followed by each member's ``optimizer.step()`` is the solo step of every member: only
+the order of summation inside the batched kernels differs (float64 trajectories agree with solo
+runs to ~1e-12 over hundreds of steps, tested).
+
+:func:`train_runs` steps the runs of a pack (:class:`sgdthermo.nn.training.RunState`, one per
+member: its folder, sampler, optimizer, measurement, checkpoints) with one batched forward and
+backward per step. A member that diverges (non-finite loss or weights) or fails is finished on
+its own (summary, or the exception as its result) and the batch is rebuilt without it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["StackedModel", "train_runs"]
+
+
+def _layout(model: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype, bool]]:
+    return ([("p:" + n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in model.named_parameters()]
+            + [("b:" + n, tuple(b.shape), b.dtype, False) for n, b in model.named_buffers()])
+
+
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    *path, leaf = name.split(".")
+    mod = model
+    for part in path:
+        mod = getattr(mod, part)
+    return mod, leaf
+
+
+class StackedModel:
+    """G models of one architecture as one batched model (module docstring).
+
+    ``models``: the members, identical in parameter and buffer names, shapes, dtypes and
+    ``requires_grad`` (else a one-line ValueError naming the first difference) and on one
+    device. From construction on their parameters and buffers live in the stacked tensors
+    :attr:`params` and :attr:`buffers` (the values they had are copied in).
+    """
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        models = list(models)
+        if not models:
+            raise ValueError("StackedModel needs at least one model")
+        ref = _layout(models[0])
+        for k, m in enumerate(models[1:], 1):
+            lay = _layout(m)
+            if lay != ref:
+                diff = next(((a, b) for a, b in zip(ref, lay) if a != b), None)
+                what = (f"{diff[0][0][2:]} {diff[0][1]} vs {diff[1][0][2:]} {diff[1][1]}" if diff
+                        else f"{len(ref)} vs {len(lay)} tensors")
+                raise ValueError(f"model {k} has another architecture than model 0 ({what}); "
+                                 "a batched model holds one architecture")
+        self.members = models
+        self.base = copy.deepcopy(models[0]).to("meta")  # the stateless architecture
+        self.params: dict[str, torch.Tensor] = {}
+        self.buffers: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for name, p in models[0].named_parameters():
+                stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+                self.params[name] = stacked.requires_grad_(p.requires_grad)
+                if p.requires_grad:
+                    stacked.grad = torch.zeros_like(stacked)
+            for name in dict(models[0].named_buffers()):
+                self.buffers[name] = torch.stack([dict(m.named_buffers())[name] for m in models])
+        self._grads: list[tuple[nn.Parameter, torch.Tensor]] = []
+        for k, m in enumerate(models):
+            for name, p in m.named_parameters():
+                p.data = self.params[name].detach()[k]
+                if p.requires_grad:
+                    p.grad = self.params[name].grad[k]
+                    self._grads.append((p, p.grad))
+            for name in dict(m.named_buffers()):
+                mod, leaf = _owner(m, name)
+                mod._buffers[leaf] = self.buffers[name][k]
+        from .models import ConvNet
+
+        self.grouped = all(type(m) is ConvNet for m in models)  # noqa: E721 - exactly the paper's ConvNet
+        self._call = torch.func.vmap(self._one, in_dims=(0, 0, 0), randomness="different")
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor):
+        return torch.func.functional_call(self.base, (params, buffers), (x,))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' outputs on their own batches: ``x`` is G × batch × ..., the result
+        G × batch × outputs. Train or eval mode as the members are (:meth:`train`)."""
+        if x.shape[0] != len(self.members):
+            raise ValueError(f"input for {x.shape[0]} members, the model has {len(self.members)}")
+        if self.grouped:
+            return self._convnet(x)
+        return self._call(self.params, self.buffers, x)
+
+    def _convnet(self, x: torch.Tensor) -> torch.Tensor:
+        """The ConvNet of G members as one network of grouped convolutions: the members'
+        channels side by side (member-major), each convolution with ``groups=G``, each
+        BatchNorm over the G·C channels (a channel's statistics are its member's), channels-last
+        memory (measured fastest on CPU), the frozen heads as one batched product."""
+        G, B = x.shape[0], x.shape[1]
+        h = x.transpose(0, 1).reshape(B, G * x.shape[2], *x.shape[3:]).contiguous(memory_format=torch.channels_last)
+        prefix = "features."
+        for i, layer in enumerate(self.base.features):
+            if isinstance(layer, nn.Conv2d):
+                w = self.params[f"{prefix}{i}.weight"]
+                h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), stride=layer.stride, padding=layer.padding, groups=G)
+            elif isinstance(layer, nn.BatchNorm2d):
+                mean, var = self.buffers[f"{prefix}{i}.running_mean"], self.buffers[f"{prefix}{i}.running_var"]
+                training = self.base.training
+                if training:
+                    self.buffers[f"{prefix}{i}.num_batches_tracked"].add_(1)
+                h = F.batch_norm(h, mean.view(-1), var.view(-1), training=training, momentum=layer.momentum,
+                                 eps=layer.eps)
+            elif isinstance(layer, nn.ReLU):
+                h = F.relu(h)
+            elif isinstance(layer, nn.MaxPool2d):
+                h = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding)
+            else:  # pragma: no cover - ConvNet has no other layer
+                raise TypeError(f"no grouped form of {type(layer).__name__}")
+        h = F.adaptive_max_pool2d(h, 1).reshape(B, G, -1)
+        return torch.einsum("bgc,goc->gbo", h, self.params["head.weight"])
+
+    def train(self, mode: bool = True) -> "StackedModel":
+        self.base.train(mode)
+        for m in self.members:
+            m.train(mode)
+        return self
+
+    def zero_grad(self) -> None:
+        """Zero the stacked gradients in place and point every member's ``.grad`` at its slice
+        again (a member's own code may have set it to None)."""
+        for p in self.params.values():
+            if p.grad is not None:
+                p.grad.zero_()
+        for p, g in self._grads:
+            p.grad = g
+
+
+def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after: int | None = None) -> list[Any]:
+    """Train the runs ``states`` (:class:`sgdthermo.nn.training.RunState`, one architecture,
+    one data set, one batch size) together to their end, one batched forward and backward per
+    step, and return for each its summary (``RunState.finish``) or the exception that ended it.
+
+    Each member draws its own batch from its own sampler, takes its own optimizer step and
+    does its own measurement, log points and checkpoints (``RunState.after_step``): its folder
+    ends as a solo run's would. A member that diverges is finished as ``diverged`` and one that
+    raises is finished with its exception; the others go on, in a batch rebuilt without them.
+    ``threads``: torch CPU threads while training (restored afterwards). ``stop_after``: stop
+    every member (as if killed, after its checkpoint of that step if any) once it has taken
+    that many steps; its result is then ``{"status": "stopped", "step": ...}``.
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    results: list[Any] = [None] * len(states)
+    try:
+        active = []
+        for i, st in enumerate(states):
+            if st.done:
+                results[i] = _finish(st)
+            else:
+                active.append(i)
+        while active:
+            stacked = StackedModel([states[i].model for i in active])
+            stacked.train()
+            x, y = states[active[0]].data.train_x, states[active[0]].data.train_y
+            while True:
+                idx = torch.stack([states[i].sampler.next() for i in active])
+                stacked.zero_grad()
+                out = stacked(x[idx])
+                losses = torch.stack([states[i].loss_fn(out[k], y[idx[k]]) for k, i in enumerate(active)])
+                losses.sum().backward()
+                ended = []
+                for k, i in enumerate(active):
+                    try:
+                        states[i].opt.step()
+                    except Exception as exc:  # noqa: BLE001 - a member's error is its own
+                        results[i] = exc
+                        ended.append(i)
+                for i, loss in zip(active, losses.detach().tolist()):
+                    if results[i] is not None:
+                        continue
+                    try:
+                        states[i].after_step(loss)
+                        if states[i].done:
+                            results[i] = _finish(states[i])
+                            ended.append(i)
+                        elif stop_after is not None and states[i].step >= stop_after:
+                            results[i] = {"status": "stopped", "step": states[i].step}
+                            ended.append(i)
+                    except Exception as exc:  # noqa: BLE001
+                        results[i] = exc
+                        ended.append(i)
+                if ended:
+                    break
+            active = [i for i in active if results[i] is None]
+            _release(stacked)
+    finally:
+        torch.set_num_threads(before)
+    return results
+
+
+def _finish(state: Any) -> Any:
+    try:
+        return state.finish()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+def _release(stacked: StackedModel) -> None:
+    """Give every member back storage of its own (its values as they are), so that a member
+    that left the batch does not keep the whole stacked tensor alive and the next batch can
+    stack the rest afresh."""
+    with torch.no_grad():
+        for m in stacked.members:
+            for _, p in m.named_parameters():
+                p.data = p.data.clone()
+                if p.grad is not None:
+                    p.grad = p.grad.clone()
+            for name, b in list(m.named_buffers()):
+                mod, leaf = _owner(m, name)
+                mod._buffers[leaf] = b.clone()
