@@ -242,7 +242,7 @@ NN_PRESETS["cifar100-resnet18"] = replace(NN_PRESETS["cifar10-resnet18"], name="
 
 def nn_sweep_specs(preset: NNPreset, *, protocols: tuple[str, ...] = PROTOCOLS,
                    data_dir: str | None = None, executor: str = "local", jobs: int = 1,
-                   address: str | None = None, device: str | None = None,
+                   address: str | None = None, device: str | None = None, pack: int | str | None = None,
                    iters: int | None = None, n_grid: int | None = None, seed: int | None = None,
                    queue_size: int | None = None, queue_every: int | str | None = None):
     """The sweep specification of each protocol of ``preset`` (see :mod:`sgdthermo.sweep`).
@@ -268,7 +268,7 @@ def nn_sweep_specs(preset: NNPreset, *, protocols: tuple[str, ...] = PROTOCOLS,
         )
         seeds = [seed] if seed is not None else list(preset.seeds)
         specs[protocol] = SweepSpec(base=base, grid=axes, seeds=seeds, executor=executor,
-                                    jobs=jobs, address=address)
+                                    jobs=jobs, address=address, pack=pack)
     return specs
 
 
@@ -290,6 +290,7 @@ def reproduce_nn(
     jobs: int = 1,
     address: str | None = None,
     device: str | None = None,
+    pack: int | str | None = None,
     iters: int | None = None,
     n_grid: int | None = None,
     seed: int | None = None,
@@ -300,7 +301,8 @@ def reproduce_nn(
     progress: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
     """Run the preset's grids (``OUT/runs/<protocol>/<run_id>/``, one sweep per protocol) and
-    analyse them into ``OUT/``.
+    analyse them into ``OUT/``. ``executor="batched"`` trains each grid as batched models
+    (``pack`` runs each, default as many as fit the memory: :mod:`sgdthermo.nn.batched`).
 
     Every grid is validated (settings, device, data folder, output folders) before anything
     is written. Finished runs are reused and interrupted ones resumed (the sweep runner's
@@ -316,7 +318,7 @@ def reproduce_nn(
         preset = NN_PRESETS[preset]
     out = io.check_output_folder(out)
     specs = nn_sweep_specs(preset, protocols=protocols, data_dir=data_dir, executor=executor, jobs=jobs,
-                           address=address, device=device, iters=iters, n_grid=n_grid, seed=seed,
+                           address=address, device=device, pack=pack, iters=iters, n_grid=n_grid, seed=seed,
                            queue_size=queue_size, queue_every=queue_every)
     runs = out / "runs"
     # everything checked before the first write: the plans read only

@@ -217,3 +217,12 @@ def test_read_only_output_is_refused_before_any_work(tmp_path, capsys, readonly_
     code = main(_ro_commands(tmp_path, out)[command])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot write in" in err[0], err
+
+
+@pytest.mark.parametrize("cmd", [["reproduce", "nn"], ["sweep", "--model", "convnet", "--dataset", "digits", "--protocol", "fixed-lr", "--iters", "100", "--lr", "0.1,0.2", "--wd", "0.01"]])
+@pytest.mark.parametrize("pack", ["lots", "0", "-3"])
+def test_a_bad_pack_is_one_line_and_writes_nothing(tmp_path, capsys, cmd, pack):
+    out = tmp_path / "out"
+    code, _, err = run_cli([*cmd, "--executor", "batched", f"--pack={pack}", "--out", str(out)], capsys)
+    assert code == 2 and "--pack" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

@@ -24,8 +24,10 @@ def add_parser(sub) -> None:
     nn.add_argument("--preset", default="digits", help="digits (CPU), cifar10-convnet, cifar10-resnet18, "
                     "cifar100-convnet, cifar100-resnet18")
     nn.add_argument("--data-dir", help="folder with the CIFAR files")
-    nn.add_argument("--executor", default="local", help="local, ray or slurm")
-    nn.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    nn.add_argument("--executor", default="local",
+                    help="local (default), batched (each grid trained as batched models), ray or slurm")
+    nn.add_argument("--jobs", type=int, default=1, help="runs (packs) at a time")
+    nn.add_argument("--pack", help="runs per batched model: N or auto (default auto with --executor batched)")
     nn.add_argument("--address", help="Ray cluster address")
     nn.add_argument("--device", help="override the preset's device")
     p.set_defaults(run=run)
@@ -33,6 +35,13 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return _nn(args) if args.what == "nn" else _isotropic(args)
+
+
+def _pack(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--pack {value!r}: must be a positive integer or auto") from None
 
 
 def _nn(args: argparse.Namespace) -> int:
@@ -55,11 +64,13 @@ def _nn(args: argparse.Namespace) -> int:
             if v is not None and v < low:
                 raise UsageError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
         every = None if args.queue_every is None else parse_stride("--queue-every", args.queue_every)
+        pack = None if args.pack is None else args.pack if args.pack == "auto" else _pack(args.pack)
         out = io.check_output_folder(args.out, marker="report.md", force=args.force)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
         res = reproduce_nn(out, args.preset, data_dir=args.data_dir, executor=args.executor, jobs=args.jobs,
+                           pack=pack,
                            address=args.address, device=args.device, iters=args.iters, n_grid=args.grid,
                            seed=args.seed, queue_size=args.queue_size, queue_every=every, force=args.force,
                            log=lambda m: print(m, file=sys.stderr), progress=SweepProgress())
