@@ -170,8 +170,8 @@ def make_task(name: str) -> Task:
             flip = torch.rand(64, generator=gen) < 0.2
             return {"input_ids": ids, "labels": ((ids[:, 1] < 50) ^ flip).long()}
 
-        # detected from a batch before the first step: after one step the search for tensors that
-        # are invariant only together misses the embeddings (see docs/networks.md)
+        # detected from a batch before the first step (the default, the first batch the model
+        # sees, finds the same joint embedding set; see docs/networks.md)
         return Task(model, [], batch, lambda b: model(**b).loss, {"example": batch(), "no_decay": ("bias", "LayerNorm")})
     raise ValueError(f"unknown model {name!r}")
 
