@@ -187,6 +187,10 @@ def test_a_killed_pack_resumes_to_the_same_metrics(tmp_path):
         a = pd.read_csv(tmp_path / "a" / f"r{k}" / "metrics.csv")
         b = pd.read_csv(tmp_path / "b" / f"r{k}" / "metrics.csv")
         pd.testing.assert_frame_equal(a, b)  # the same batches, kernels and threads: to the bit
+        # a member's checkpoint holds its own weights, not the whole stack it viewed
+        ck = torch.load(tmp_path / "b" / f"r{k}" / "checkpoint.pt", weights_only=True)
+        w = ck["model"]["features.0.weight"]
+        assert w.untyped_storage().nbytes() == w.numel() * w.element_size()
 
 
 def test_a_batched_sweep_writes_the_runs_a_local_sweep_writes(tmp_path, monkeypatch):

@@ -345,7 +345,9 @@ class RunState:
     def checkpoint(self) -> None:
         """Write ``checkpoint.pt`` atomically (the run can continue from it exactly)."""
         _atomic_torch_save({
-            "config": io.jsonable(self.cfg_dict), "step": self.step, "model": self.model.state_dict(),
+            # copies: a member of a batched model views the whole stack, which torch.save would write
+            "config": io.jsonable(self.cfg_dict), "step": self.step,
+            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.opt.state_dict(), "sampler": self.sampler.state_dict(),
             "measurement": self.meas.state_dict(), "rng": _rng_state(), "metrics": self.rows,
             "runtime_s": self.earlier_s + time.perf_counter() - self.t0,
