@@ -75,6 +75,80 @@ def _clear_run(run_dir: Path) -> None:
         pass  # run_one will report it
 
 
+def _open_run(run_id: str, run_dir: Path, force: bool, stack: Any, notes: list[str],
+              header: str) -> Callable[[str], None] | dict[str, Any]:
+    """Take ``run_dir`` for training on ``stack`` (its lock, ``log.txt`` open for appending) and
+    return the run's log function, or the ``skipped`` row of a run finished (now, or meanwhile
+    by another process) unless ``force``, which instead removes its outputs. Messages of a
+    resume are also kept in ``notes``."""
+    import contextlib
+
+    done = finished_summary(run_dir)
+    if done is not None and not force:
+        return _skipped_row(run_id, done)
+    run_dir.mkdir(exist_ok=True)
+    member = stack.enter_context(contextlib.ExitStack())
+    member.enter_context(run_lock(run_dir))
+    done = finished_summary(run_dir)  # finished meanwhile by another process?
+    if done is not None and not force:
+        member.close()
+        return _skipped_row(run_id, done)
+    if force:
+        for name in _TRAIN_OUTPUTS:
+            (run_dir / name).unlink(missing_ok=True)
+    (run_dir / "error.txt").unlink(missing_ok=True)
+    logf = member.enter_context(open(run_dir / "log.txt", "a", encoding="utf-8"))
+
+    def log(msg: str) -> None:
+        logf.write(f"{msg}\n")
+        logf.flush()
+        if msg.startswith("resumed at step"):
+            notes.append(msg)
+
+    log(header)
+    return log
+
+
+def _reject_checkpoint(run_dir: Path, exc: CheckpointError, log: Callable[[str], None], notes: list[str]) -> None:
+    """Keep a checkpoint that cannot continue its run as ``checkpoint.pt.rejected``, saying so."""
+    os.replace(run_dir / "checkpoint.pt", run_dir / "checkpoint.pt.rejected")
+    note = f"{_first_line(exc)}: kept as checkpoint.pt.rejected, run started over"
+    log(note)
+    notes.append(note.replace(str(run_dir) + os.sep, ""))
+
+
+def _record_summary(row: dict[str, Any], summary: dict[str, Any], notes: list[str]) -> None:
+    """The status row of a run that ended with ``summary``."""
+    status = summary.get("status")
+    if status not in FINAL_STATUSES:
+        raise RuntimeError(f"train returned status {status!r}")
+    msg = summary.get("message") or ""
+    if status == "completed" and not summary.get("stationary"):
+        msg = summary.get("reason") or "not stationary"
+    row.update(status=status, result=status, stationary=summary.get("stationary"),
+               steps=summary.get("steps"), message="; ".join(notes + ([msg] if msg else [])))
+
+
+def _record_failure(row: dict[str, Any], exc: BaseException, run_dir: Path) -> None:
+    """The status row of a run that failed with ``exc``, its traceback in ``error.txt`` (not for
+    a run another process is training: not this process's folder to touch)."""
+    if isinstance(exc, RunBusyError):
+        row.update(status="failed", result=None, message=f"RunBusyError: {exc}")
+        return
+    row.update(status="failed", result=None, message=f"{type(exc).__name__}: {_first_line(exc)}")
+    try:
+        if run_dir.parent.is_dir():
+            run_dir.mkdir(exist_ok=True)
+            _io().atomic_write_text(run_dir / "error.txt", "".join(traceback.format_exception(exc)))
+    except OSError:
+        pass
+
+
+def _new_row(run_id: str) -> dict[str, Any]:
+    return {"run_id": run_id, "status": "failed", "result": None, "stationary": None, "runtime_s": None,
+            "message": "", "steps": None}
+
+
 def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike,
             force: bool = False) -> dict[str, Any]:
     """Train one run into ``out_dir/run_id`` and return its status row (never raises).
@@ -87,61 +161,29 @@ def run_one(run_id: str, cfg_dict: dict[str, Any], out_dir: str | os.PathLike,
     holds the traceback. The training log goes to ``log.txt``. The run pins its own torch
     thread count (``TrainConfig.threads``), whatever the executor.
     """
+    import contextlib
+
     t0 = time.perf_counter()
-    row: dict[str, Any] = {"run_id": run_id, "status": "failed", "result": None, "stationary": None,
-                           "runtime_s": None, "message": "", "steps": None}
+    row = _new_row(run_id)
     run_dir = Path(out_dir) / run_id
     try:
         from ..nn import training
 
         cfg = TrainConfig.from_dict(cfg_dict)
-        done = finished_summary(run_dir)
-        if done is not None and not force:
-            return _skipped_row(run_id, done)
-        run_dir.mkdir(exist_ok=True)
-        with run_lock(run_dir):
-            done = finished_summary(run_dir)  # finished meanwhile by another process?
-            if done is not None and not force:
-                return _skipped_row(run_id, done)
-            if force:
-                for name in _TRAIN_OUTPUTS:
-                    (run_dir / name).unlink(missing_ok=True)
-            (run_dir / "error.txt").unlink(missing_ok=True)
-            notes: list[str] = []
-            with open(run_dir / "log.txt", "a", encoding="utf-8") as logf:
-                def log(msg: str) -> None:
-                    logf.write(f"{msg}\n")
-                    logf.flush()
-                    if msg.startswith("resumed at step"):
-                        notes.append(msg)
-
-                log(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()})")
-                try:
-                    summary = training.train(cfg, run_dir, resume=True, log=log)
-                except CheckpointError as exc:  # start over; the rejected file is kept
-                    os.replace(run_dir / "checkpoint.pt", run_dir / "checkpoint.pt.rejected")
-                    note = f"{_first_line(exc)}: kept as checkpoint.pt.rejected, run started over"
-                    log(note)
-                    notes.append(note.replace(str(run_dir) + os.sep, ""))
-                    summary = training.train(cfg, run_dir, force=True, log=log)
-        status = summary.get("status")
-        if status not in FINAL_STATUSES:
-            raise RuntimeError(f"train returned status {status!r}")
-        msg = summary.get("message") or ""
-        if status == "completed" and not summary.get("stationary"):
-            msg = summary.get("reason") or "not stationary"
-        row.update(status=status, result=status, stationary=summary.get("stationary"),
-                   steps=summary.get("steps"), message="; ".join(notes + ([msg] if msg else [])))
-    except RunBusyError as exc:  # not this process's run to touch: no error.txt
-        row.update(status="failed", result=None, message=f"RunBusyError: {exc}")
+        notes: list[str] = []
+        with contextlib.ExitStack() as stack:
+            log = _open_run(run_id, run_dir, force, stack, notes,
+                            f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()})")
+            if isinstance(log, dict):
+                return log
+            try:
+                summary = training.train(cfg, run_dir, resume=True, log=log)
+            except CheckpointError as exc:  # start over; the rejected file is kept
+                _reject_checkpoint(run_dir, exc, log, notes)
+                summary = training.train(cfg, run_dir, force=True, log=log)
+        _record_summary(row, summary, notes)
     except Exception as exc:  # a failed run never stops the sweep
-        row.update(status="failed", result=None, message=f"{type(exc).__name__}: {_first_line(exc)}")
-        try:
-            if run_dir.parent.is_dir():
-                run_dir.mkdir(exist_ok=True)
-                _io().atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-        except OSError:
-            pass
+        _record_failure(row, exc, run_dir)
     row["runtime_s"] = round(time.perf_counter() - t0, 3)
     return row
 
@@ -175,90 +217,48 @@ def run_pack(members: Sequence[tuple[str, dict[str, Any]]], out_dir: str | os.Pa
     import contextlib
 
     t0 = time.perf_counter()
-    rows = [{"run_id": rid, "status": "failed", "result": None, "stationary": None, "runtime_s": None,
-             "message": "", "steps": None} for rid, _ in members]
+    rows = [_new_row(rid) for rid, _ in members]
     states: list[Any] = []
     where: list[int] = []
     notes: list[list[str]] = [[] for _ in members]
-
-    def failed(i: int, exc: BaseException, run_dir: Path) -> None:
-        if isinstance(exc, RunBusyError):
-            rows[i].update(status="failed", result=None, message=f"RunBusyError: {exc}")
-            return
-        rows[i].update(status="failed", result=None, message=f"{type(exc).__name__}: {_first_line(exc)}")
-        try:
-            if run_dir.parent.is_dir():
-                run_dir.mkdir(exist_ok=True)
-                _io().atomic_write_text(run_dir / "error.txt", "".join(traceback.format_exception(exc)))
-        except OSError:
-            pass
-
     with contextlib.ExitStack() as stack:
         try:
             from ..nn import batched, training
         except Exception as exc:  # noqa: BLE001 - every member gets the same answer
-            for i, (rid, _) in enumerate(members):
-                failed(i, exc, Path(out_dir) / rid)
+            for row, (rid, _) in zip(rows, members):
+                _record_failure(row, exc, Path(out_dir) / rid)
             return rows
         shared: dict[tuple, Any] = {}  # one copy of each data set in the pack
         for i, (run_id, cfg_dict) in enumerate(members):
             run_dir = Path(out_dir) / run_id
             try:
-                cfg = TrainConfig.from_dict(cfg_dict)
-                done = finished_summary(run_dir)
-                if done is not None and not force:
-                    rows[i] = _skipped_row(run_id, done)
+                cfg = TrainConfig.from_dict(cfg_dict).resolved()
+                log = _open_run(run_id, run_dir, force, stack, notes[i],
+                                f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()}), "
+                                f"in a pack of {len(members)}")
+                if isinstance(log, dict):
+                    rows[i] = log
                     continue
-                run_dir.mkdir(exist_ok=True)
-                member = contextlib.ExitStack()
-                stack.enter_context(member)
-                member.enter_context(run_lock(run_dir))
-                done = finished_summary(run_dir)
-                if done is not None and not force:
-                    rows[i] = _skipped_row(run_id, done)
-                    member.close()
-                    continue
-                if force:
-                    for name in _TRAIN_OUTPUTS:
-                        (run_dir / name).unlink(missing_ok=True)
-                (run_dir / "error.txt").unlink(missing_ok=True)
-                logf = member.enter_context(open(run_dir / "log.txt", "a", encoding="utf-8"))
-
-                def log(msg: str, logf=logf, i=i) -> None:
-                    logf.write(f"{msg}\n")
-                    logf.flush()
-                    if msg.startswith("resumed at step"):
-                        notes[i].append(msg)
-
-                log(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()}), "
-                    f"in a pack of {len(members)}")
                 try:
-                    state = training.RunState(cfg.resolved(), run_dir, resume=True, force=False, log=log,
-                                              stack=member, shared=shared)
+                    state = training.RunState(cfg, run_dir, resume=True, force=False, log=log, stack=stack,
+                                              shared=shared)
                 except CheckpointError as exc:  # start over; the rejected file is kept
-                    os.replace(run_dir / "checkpoint.pt", run_dir / "checkpoint.pt.rejected")
-                    note = f"{_first_line(exc)}: kept as checkpoint.pt.rejected, run started over"
-                    log(note)
-                    notes[i].append(note.replace(str(run_dir) + os.sep, ""))
-                    state = training.RunState(cfg.resolved(), run_dir, resume=False, force=True, log=log,
-                                              stack=member, shared=shared)
+                    _reject_checkpoint(run_dir, exc, log, notes[i])
+                    state = training.RunState(cfg, run_dir, resume=False, force=True, log=log, stack=stack,
+                                              shared=shared)
                 states.append(state)
                 where.append(i)
             except Exception as exc:  # noqa: BLE001 - a member's failure is its own
-                failed(i, exc, run_dir)
+                _record_failure(rows[i], exc, run_dir)
         if states:
             results = batched.train_runs(states, threads=threads or states[0].cfg.threads)
             for i, res in zip(where, results):
-                run_dir = Path(out_dir) / members[i][0]
-                if isinstance(res, BaseException):
-                    failed(i, res, run_dir)
-                    continue
-                status = res.get("status")
-                msg = res.get("message") or ""
-                if status == "completed" and not res.get("stationary"):
-                    msg = res.get("reason") or "not stationary"
-                rows[i].update(status=status, result=status, stationary=res.get("stationary"),
-                               steps=res.get("steps"), message="; ".join(notes[i] + ([msg] if msg else [])))
+                try:
+                    if isinstance(res, BaseException):
+                        raise res
+                    _record_summary(rows[i], res, notes[i])
+                except Exception as exc:  # noqa: BLE001
+                    _record_failure(rows[i], exc, Path(out_dir) / members[i][0])
     elapsed = round(time.perf_counter() - t0, 3)
     for r in rows:
         if r["runtime_s"] is None:
