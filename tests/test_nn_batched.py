@@ -246,3 +246,17 @@ def test_run_pack_skips_finished_members_and_keeps_each_members_failure(tmp_path
     again = run_pack([("a", dict(good.__dict__))], tmp_path)
     assert again[0]["status"] == "skipped"
     assert math.isfinite(pd.read_csv(tmp_path / "a" / "metrics.csv")["rho"].iloc[-1])
+
+
+def test_the_packs_one_loss_is_each_members_batch_mean(digits):
+    """train_runs takes the members' batch losses from one per-sample loss of the stack; for
+    either loss that is each member's own mean loss (float64: to the last bits)."""
+    from sgdthermo.nn.training import _loss_fn
+
+    out = torch.randn(3, 128, 10, dtype=torch.float64)
+    y = torch.randint(0, 10, (3, 128))
+    for kind in ("ce", "mse"):
+        fn = _loss_fn(kind, 10)
+        got = fn(out.flatten(0, 1), y.flatten(), reduction="none").view(3, -1).mean(1)
+        want = torch.stack([fn(out[k], y[k]) for k in range(3)])
+        assert torch.allclose(got, want, rtol=1e-14, atol=0)
