@@ -155,7 +155,7 @@ def test_a_diverging_or_failing_member_ends_alone(tmp_path):
     with contextlib.ExitStack() as stack:
         states = _states(tmp_path, cfgs, stack)
 
-        def broken(loss):
+        def broken(loss, measured=None):
             raise OSError("disk full")
 
         cfg_fail = TrainConfig(**BASE, lr=0.2, wd=0.01)
@@ -260,3 +260,71 @@ def test_the_packs_one_loss_is_each_members_batch_mean(digits):
         got = fn(out.flatten(0, 1), y.flatten(), reduction="none").view(3, -1).mean(1)
         want = torch.stack([fn(out[k], y[k]) for k in range(3)])
         assert torch.allclose(got, want, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("model_name", ["convnet", "mlp"])
+def test_a_packs_log_point_measures_what_each_member_measures_alone(tmp_path, model_name):
+    """The evaluations and K noise gradients the pack takes with the batched model at a log
+    point against each member's own measurement at the same weights and on the same noise
+    batches (its generator rewound). float32, batched kernels: they agree to rounding
+    (relative 1e-4 of the largest gradient entry allows the ~1e-6 of a reordered sum;
+    a wrong member, batch or BatchNorm mode is off by order one), the accuracies exactly,
+    and the BatchNorm running statistics are left as they were."""
+    from sgdthermo.nn.batched import _log_inputs, _release
+    from sgdthermo.nn.measure import evaluate, minibatch_gradients
+
+    cfgs = [TrainConfig(**dict(BASE, model=model_name, noise_batches=4), lr=lr, wd=wd, seed=s)
+            for lr, wd, s in ((0.1, 0.01, 0), (0.3, 0.003, 1), (0.05, 0.03, 2))]
+    with contextlib.ExitStack() as stack:
+        states = _states(tmp_path, cfgs, stack)
+        train_runs(states, stop_after=60)
+        for st in states:
+            st.step = 99  # the next step is the log point at 100
+        gens = [st.meas.gen.get_state() for st in states]
+        before = [{k: v.clone() for k, v in st.model.state_dict().items()} for st in states]
+        stacked = StackedModel([st.model for st in states]).train()
+        got = _log_inputs(stacked, [states[0], None, states[2]])  # member 1 has left the pack
+        _release(stacked)
+        assert sorted(got) == [0, 2]
+        for k in (0, 2):
+            st = states[k]
+            after = st.model.state_dict()
+            assert all(torch.equal(after[n], before[k][n]) for n in after)
+            st.meas.gen.set_state(gens[k])
+            d = st.data
+            want_train = evaluate(st.model, st.loss_fn, d.train_x, d.train_y, st.meas.cfg.eval_batch_size)
+            want_test = evaluate(st.model, st.loss_fn, d.test_x, d.test_y, st.meas.cfg.eval_batch_size)
+            (want,) = minibatch_gradients(st.model, [st.meas.params], st.meas.noise_indices(),
+                                          lambda b: st.loss_fn(st.model(d.train_x[b]), d.train_y[b]))
+            m = got[k]
+            assert m.train[0] == pytest.approx(want_train[0], rel=1e-5) and m.train[1] == want_train[1]
+            assert m.test[0] == pytest.approx(want_test[0], rel=1e-5) and m.test[1] == want_test[1]
+            assert m.noise_gradients.shape == want.shape == (4, st.d)
+            assert float((m.noise_gradients - want).abs().max()) <= 1e-4 * float(want.abs().max())
+            assert not torch.equal(m.noise_gradients[0], m.noise_gradients[1])  # K different batches
+
+
+def test_members_of_other_seeds_train_on_their_own_split(tmp_path, monkeypatch):
+    """The digits split depends on the run's seed, so members of two seeds hold two data
+    sets: each member's first batch must be its own sampler's rows of its own training set
+    (a pack that gathered every batch from member 0's set trained member 1 partly on its
+    test set)."""
+    from sgdthermo.nn.data import BatchSampler
+
+    seen = []
+    call = StackedModel.__call__
+
+    def spy(self, x):
+        if not seen:
+            seen.append(x.detach().clone())
+        return call(self, x)
+
+    monkeypatch.setattr(StackedModel, "__call__", spy)
+    cfgs = [TrainConfig(**BASE, lr=0.1, wd=0.01, seed=s) for s in (0, 1)]
+    with contextlib.ExitStack() as stack:
+        states = _states(tmp_path, cfgs, stack)
+        assert not torch.equal(states[0].data.train_x, states[1].data.train_x)
+        train_runs(states, stop_after=1)
+    for k, st in enumerate(states):
+        idx = BatchSampler(st.data.train_x.shape[0], st.cfg.batch_size, seed=st.cfg.seed).next()
+        assert torch.equal(seen[0][k], st.data.train_x[idx])

@@ -186,17 +186,17 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
         while active:
             stacked = StackedModel([states[i].model for i in active])
             stacked.train()
-            x, y = states[active[0]].data.train_x, states[active[0]].data.train_y
+            train_sets = [(states[i].data.train_x, states[i].data.train_y) for i in active]
             one_loss = len({states[i].cfg.loss for i in active}) == 1
             while True:
-                idx = torch.stack([states[i].sampler.next() for i in active])
+                xb, yb = _rows(train_sets, torch.stack([states[i].sampler.next() for i in active]))
                 stacked.zero_grad()
-                out = stacked(x[idx])
+                out = stacked(xb)
                 if one_loss:  # every member's batch mean, from one per-sample loss of the whole stack
-                    losses = states[active[0]].loss_fn(out.flatten(0, 1), y[idx].flatten(),
+                    losses = states[active[0]].loss_fn(out.flatten(0, 1), yb.flatten(),
                                                        reduction="none").view(len(active), -1).mean(1)
                 else:
-                    losses = torch.stack([states[i].loss_fn(out[k], y[idx[k]]) for k, i in enumerate(active)])
+                    losses = torch.stack([states[i].loss_fn(out[k], yb[k]) for k, i in enumerate(active)])
                 losses.sum().backward()
                 ended = []
                 for k, i in enumerate(active):
@@ -205,11 +205,12 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
                     except Exception as exc:  # noqa: BLE001 - a member's error is its own
                         results[i] = exc
                         ended.append(i)
-                for i, loss in zip(active, losses.detach().tolist()):
+                measured = _log_inputs(stacked, [states[i] if results[i] is None else None for i in active])
+                for k, (i, loss) in enumerate(zip(active, losses.detach().tolist())):
                     if results[i] is not None:
                         continue
                     try:
-                        states[i].after_step(loss)
+                        states[i].after_step(loss, measured.get(k))
                         if states[i].done:
                             results[i] = _finish(states[i])
                             ended.append(i)
@@ -226,6 +227,86 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
     finally:
         torch.set_num_threads(before)
     return results
+
+
+def _rows(sets: Sequence[tuple[torch.Tensor, torch.Tensor]], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Member k's rows ``idx[k]`` of its own data set ``sets[k]`` (x, y), stacked: one gather
+    where the members hold one data set (a pack's runs of one data seed share it), else one
+    per member (another seed can mean another train/test split)."""
+    x0, y0 = sets[0]
+    if all(x is x0 and y is y0 for x, y in sets):
+        return x0[idx], y0[idx]
+    return (torch.stack([x[i] for (x, _), i in zip(sets, idx)]),
+            torch.stack([y[i] for (_, y), i in zip(sets, idx)]))
+
+
+def _log_inputs(stacked: StackedModel, states: Sequence[Any]) -> dict[int, Any]:
+    """The log point's evaluations and noise gradients (:class:`~sgdthermo.nn.measure.LogInputs`)
+    of every member (``states[k]``, None for one that left) whose next step is a log point,
+    taken with the batched model: the train and test sets in eval mode, then the K noise
+    batches (each member's own, from :meth:`Measurement.noise_indices`) in train mode, the
+    BatchNorm statistics restored afterwards, exactly what each member's measurement would
+    do alone. Keyed by member; empty where no member logs, or where the members' measurement
+    settings differ (each then measures alone)."""
+    from .measure import LogInputs
+
+    due = [k for k, st in enumerate(states) if st is not None and st.logs_next]
+    if not due:
+        return {}
+    cfgs = {(states[k].meas.cfg.noise_batches, states[k].meas.cfg.batch_size, states[k].meas.cfg.eval_batch_size)
+            for k in due}
+    if len(cfgs) != 1:
+        return {}
+    (n_noise, _, eval_batch), = cfgs
+    names = {}
+    for k in due:
+        name_of = {id(p): n for n, p in states[k].model.named_parameters()}
+        names[k] = [name_of.get(id(p)) for p in states[k].meas.params]
+        if None in names[k]:
+            return {}
+    G, first = len(stacked), states[due[0]]
+    # a member that left the pack is fed the first due member's data (its outputs unused)
+    data = [(st if st is not None and k in due else first).data for k, st in enumerate(states)]
+    if len({(d.train_x.shape[0], d.test_x.shape[0]) for d in data}) != 1:
+        return {}
+    evals: dict[int, list[tuple[float, float]]] = {k: [] for k in due}
+    stacked.train(False)
+    try:
+        with torch.no_grad():
+            for part in ("train", "test"):
+                sets = [(getattr(d, part + "_x"), getattr(d, part + "_y")) for d in data]
+                n = sets[0][0].shape[0]
+                loss_sum, correct = dict.fromkeys(due, 0.0), dict.fromkeys(due, 0)
+                for i in range(0, n, eval_batch):
+                    xb, yb = _rows(sets, torch.arange(i, min(i + eval_batch, n), device=sets[0][0].device).expand(G, -1))
+                    out = stacked(xb)
+                    hits = (out.argmax(2) == yb).sum(1).tolist()
+                    for k in due:
+                        loss_sum[k] += float(states[k].loss_fn(out[k], yb[k], reduction="sum"))
+                        correct[k] += int(hits[k])
+                for k in due:
+                    evals[k].append((loss_sum[k] / n, correct[k] / n))
+    finally:
+        stacked.train(True)
+    # the noise batches in train mode: the batch statistics of each batch, running statistics kept
+    draws = {k: states[k].meas.noise_indices() for k in due}
+    saved = {n: b.clone() for n, b in stacked.buffers.items()}
+    wanted = sorted({n for k in due for n in names[k]})
+    rows: dict[int, list[torch.Tensor]] = {k: [] for k in due}
+    train_sets = [(d.train_x, d.train_y) for d in data]
+    try:
+        for j in range(n_noise):
+            xb, yb = _rows(train_sets, torch.stack([draws[k][j] if k in draws else draws[due[0]][j] for k in range(G)]))
+            out = stacked(xb)
+            loss = sum(states[k].loss_fn(out[k], yb[k]) for k in due)
+            grads = dict(zip(wanted, torch.autograd.grad(loss, [stacked.params[n] for n in wanted])))
+            for k in due:
+                rows[k].append(torch.cat([grads[n][k].reshape(-1).double() for n in names[k]]))
+    finally:
+        with torch.no_grad():
+            for n, b in stacked.buffers.items():
+                b.copy_(saved[n])
+    return {k: LogInputs(train=evals[k][0], test=evals[k][1], noise_gradients=torch.stack(rows[k])) for k in due}
 
 
 def _finish(state: Any) -> Any:

@@ -307,6 +307,18 @@ class EntropyQueue:
         self.last_estimate_step, self.note = int(state["last_estimate_step"]), str(state["note"])
 
 
+@dataclass(frozen=True)
+class LogInputs:
+    """What a log point measures at the current weights, taken outside :meth:`Measurement.log`:
+    ``train`` and ``test`` (mean loss, accuracy) in eval mode (:func:`evaluate`) and the K × d
+    float64 ``noise_gradients`` of the scale-invariant set on :meth:`Measurement.noise_indices`
+    (train mode, as :func:`minibatch_gradients`)."""
+
+    train: tuple[float, float]
+    test: tuple[float, float]
+    noise_gradients: torch.Tensor
+
+
 class Measurement:
     """Thermodynamic measurement of a training run under a protocol optimizer (attach to any loop).
 
@@ -371,24 +383,38 @@ class Measurement:
             a["norm_excess"] += ls["norm_pre"] - ls["rho"]
 
     # ------------------------------------------------------------------ log point
-    def log(self, step: int) -> dict[str, float]:
+    def noise_indices(self) -> list[torch.Tensor]:
+        """The K training batches (index tensors) of this log point's gradient noise, drawn
+        from the measurement's own generator."""
+        x = self.data.train_x
+        return [torch.randint(0, x.shape[0], (self.cfg.batch_size,), generator=self.gen).to(x.device)
+                for _ in range(self.cfg.noise_batches)]
+
+    def log(self, step: int, measured: LogInputs | None = None) -> dict[str, float]:
         """One row of metrics at ``step`` (see the module docstring).
 
         The protocol and its hyperparameters (η or η̃, λ) are read from the optimizer's
         scale-invariant group, so a schedule that edits them is measured as it runs.
+        ``measured``: the evaluations and noise gradients of this log point, already taken
+        at the current weights on the batches of :meth:`noise_indices` (a batched model does
+        them for all its members at once); by default they are taken here.
         """
         protocol = self.opt.protocol
         x, y = self.data.train_x, self.data.train_y
         row: dict[str, float] = {"step": step}
-        row["train_loss"], row["train_acc"] = evaluate(self.model, self.loss_fn, x, y, self.cfg.eval_batch_size)
-        row["test_loss"], row["test_acc"] = evaluate(self.model, self.loss_fn, self.data.test_x,
-                                                     self.data.test_y, self.cfg.eval_batch_size)
+        if measured is None:
+            row["train_loss"], row["train_acc"] = evaluate(self.model, self.loss_fn, x, y, self.cfg.eval_batch_size)
+            row["test_loss"], row["test_acc"] = evaluate(self.model, self.loss_fn, self.data.test_x,
+                                                         self.data.test_y, self.cfg.eval_batch_size)
+        else:
+            (row["train_loss"], row["train_acc"]), (row["test_loss"], row["test_acc"]) = measured.train, measured.test
         a = self.acc
         n = max(a["n"], 1)
         row["batch_loss"] = a["batch_loss"] / n
-        batches = [torch.randint(0, x.shape[0], (self.cfg.batch_size,), generator=self.gen).to(x.device)
-                   for _ in range(self.cfg.noise_batches)]
-        si, whole = self.thermometer.log(step, noise_batches=batches)
+        if measured is None:
+            si, whole = self.thermometer.log(step, noise_batches=self.noise_indices())
+        else:
+            si, whole = self.thermometer.log(step, noise_gradients=[measured.noise_gradients])
         rho = si["rho_now"]
         row["rho"] = rho
         row["rho_mean"] = si["rho"]

@@ -420,14 +420,21 @@ class Thermometer:
             self.queue.push(self._steps, [p for g in self.groups.values() for p in g.params])
 
     # ------------------------------------------------------------------ log point
-    def log(self, step: int, noise_batches: Callable[[], Any] | Iterable[Any] | None = None) -> list[dict[str, Any]]:
+    def log(self, step: int, noise_batches: Callable[[], Any] | Iterable[Any] | None = None, *,
+            noise_gradients: Sequence[torch.Tensor] | None = None) -> list[dict[str, Any]]:
         """The rows of this log point (one per group, then ``"all"``); also kept for
         :meth:`to_frame` and written to ``log_dir``. ``noise_batches``: a callable returning
-        one batch per call, or an iterable of batches; :attr:`noise_k` are used."""
+        one batch per call, or an iterable of batches; :attr:`noise_k` are used. Or
+        ``noise_gradients``: the K minibatch gradients already taken at the current weights,
+        one K × d_j matrix per group in the groups' order (as
+        :func:`~sgdthermo.nn.measure.minibatch_gradients` returns them)."""
         if not self.groups:
             raise RuntimeError("Thermometer.log() before the first step()")
         self._flush()
-        noise = self._noise(noise_batches) if noise_batches is not None else {}
+        if noise_gradients is not None:
+            noise = self._noise_moments(list(noise_gradients))
+        else:
+            noise = self._noise(noise_batches) if noise_batches is not None else {}
         rows = []
         for name, g in self.groups.items():
             row = self._row(step, name, g.acc.numpy(), g.d, g.opt_group, g.history,
@@ -569,13 +576,21 @@ class Thermometer:
     # ------------------------------------------------------------------ gradient noise
     def _noise(self, source: Callable[[], Any] | Iterable[Any]) -> dict[str, dict[str, float]]:
         """tr Σ and ‖∇L‖² per group from :attr:`noise_k` batches at frozen weights."""
-        from .measure import minibatch_gradients, noise_moments
+        from .measure import minibatch_gradients
 
         it = None if callable(source) else iter(source)
         batches = [source() if it is None else next(it) for _ in range(self.noise_k)]
-        groups = list(self.groups.values())
-        flat = minibatch_gradients(self.model, [g.params for g in groups], batches,
+        flat = minibatch_gradients(self.model, [g.params for g in self.groups.values()], batches,
                                    lambda batch: self.loss_fn(self.model, batch))
+        return self._noise_moments(flat)
+
+    def _noise_moments(self, flat: list[torch.Tensor]) -> dict[str, dict[str, float]]:
+        from .measure import noise_moments
+
+        groups = list(self.groups.values())
+        if len(flat) != len(groups) or any(f.shape[1] != g.d for f, g in zip(flat, groups)):
+            raise ValueError(f"noise gradients of widths {[int(f.shape[1]) for f in flat]}, the groups have "
+                             f"{[g.d for g in groups]}")
         out = {g.name: noise_moments(f) for g, f in zip(groups, flat)}
         out["all"] = out[groups[0].name] if len(groups) == 1 else noise_moments(torch.cat(flat, dim=1))
         return out

@@ -202,7 +202,9 @@ def _setup(cfg: TrainConfig, log: Callable[[str], None], shared: dict | None = N
 
     dev = _resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    key = (cfg.dataset, cfg.data_dir, str(dev), cfg.samples_per_label, cfg.download, cfg.seed)
+    # CIFAR's split is fixed: without a seeded subset the runs of every seed share one copy
+    seeded = cfg.dataset in ("digits", "synthetic") or cfg.samples_per_label is not None
+    key = (cfg.dataset, cfg.data_dir, str(dev), cfg.samples_per_label, cfg.download, cfg.seed if seeded else None)
     data = None if shared is None else shared.get(key)
     if data is None:
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, device=dev,
@@ -348,10 +350,17 @@ class RunState:
         """Finished its steps, or diverged."""
         return self.step >= self.cfg.iters or self.status == "diverged"
 
-    def after_step(self, loss: float) -> None:
+    @property
+    def logs_next(self) -> bool:
+        """The next step is a log point."""
+        return self.step + 1 in self.schedule
+
+    def after_step(self, loss: float, measured: Any = None) -> None:
         """Everything after the optimizer's step: the divergence check (non-finite loss or
         weights end the run as ``diverged``), the measurement, the log point's rows
-        (``metrics.csv``, ``thermo.csv``, TensorBoard) and the checkpoint when due."""
+        (``metrics.csv``, ``thermo.csv``, TensorBoard) and the checkpoint when due.
+        ``measured``: the log point's :class:`~sgdthermo.nn.measure.LogInputs`, if taken
+        already (see :meth:`Measurement.log`)."""
         cfg, out, opt = self.cfg, self.out, self.opt
         self.step += 1
         step = self.step
@@ -361,7 +370,7 @@ class RunState:
             return
         self.meas.after_step(step, loss)
         if step in self.schedule:
-            row = self.meas.log(step)
+            row = self.meas.log(step, measured)
             self.rows.append(row)
             io.write_csv(pd.DataFrame(self.rows), out / "metrics.csv")
             io.write_csv(self.meas.thermometer.to_frame(), out / "thermo.csv")
