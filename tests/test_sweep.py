@@ -162,14 +162,19 @@ def test_finished_runs_are_skipped(tmp_path):
     calls = []
     df2 = run_sweep(tiny_spec(), out, progress=lambda rows, last=None: calls.append(last), log=lambda m: None)
     assert list(df2["status"]) == ["skipped", "skipped"] and list(df2["result"]) == ["completed"] * 2
+    assert calls == [None]
     after = snapshot(out)
     changed = {k for k in before if before[k] != after.get(k)}
     assert changed <= {"sweep.json", "status.csv", ".sweep.lock"}  # the runs' files are untouched
     st = pd.read_csv(out / "status.csv")
     assert list(st["status"]) == ["skipped", "skipped"] and list(st["lr"]) == [0.01, 0.02]
     # force: the runs start over
-    df3 = run_sweep(tiny_spec(), out, force=True, **QUIET)
+    calls = []
+    df3 = run_sweep(tiny_spec(), out, force=True, progress=lambda rows, last=None: calls.append(last),
+                    log=lambda m: None)
     assert list(df3["status"]) == ["completed", "completed"]
+    # once at the start (a pack reports its runs only when it ends: the clock starts here), then per run
+    assert calls[0] is None and [c["run_id"] for c in calls[1:]] == list(df3["run_id"])
     assert all("resumed" not in m for m in df3["message"])
     rid = df3.loc[0, "run_id"]
     assert os.stat(out / rid / "summary.json").st_mtime_ns != before[f"{rid}/summary.json"][0]

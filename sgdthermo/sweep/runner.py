@@ -235,7 +235,7 @@ def run_pack(members: Sequence[tuple[str, dict[str, Any]]], out_dir: str | os.Pa
                 cfg = TrainConfig.from_dict(cfg_dict).resolved()
                 log = _open_run(run_id, run_dir, force, stack, notes[i],
                                 f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} run {run_id} (pid {os.getpid()}), "
-                                f"in a pack of {len(members)}")
+                                f"in a pack of {len(members)} on {threads or cfg.threads} torch thread(s)")
                 if isinstance(log, dict):
                     rows[i] = log
                     continue
@@ -529,7 +529,7 @@ def execute_sweep(plan: SweepPlan, *, progress: ProgressFn | None = None,
         where = plan.executor.describe() if plan.todo else "nothing to run"
         log(f"sweep: {n} run(s), {k} finished earlier, {len(plan.todo)} to run ({where}); output in {out}")
         show = progress if callable(progress) else None
-        if show is not None and k:
+        if show is not None:  # the state at the start (and the clock of a progress line starts here)
             show(plan.rows)
         if plan.todo:
             if plan.force:  # start over here, so that retried or requeued runs resume
@@ -583,8 +583,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, force: bool = Fals
     runs are skipped unless ``force``; interrupted runs resume from their checkpoint; a run
     that raises is recorded as failed (``error.txt`` in its folder) and the others go on.
     ``out_dir/sweep.json`` holds the spec, ``out_dir/status.csv`` the table (rewritten
-    atomically as runs finish). ``progress(rows, last_row)`` is called as runs finish (the
-    command line draws a bar with it); ``log`` receives the start line and the final table
+    atomically as runs finish). ``progress(rows)`` is called once at the start and
+    ``progress(rows, last_row)`` as runs finish (the command line draws a bar with it); ``log`` receives the start line and the final table
     (default: the ``sgdthermo.sweep`` logger).
     """
     plan = prepare_sweep(spec, out_dir, force, add=add)
