@@ -240,17 +240,27 @@ NN_PRESETS["cifar100-resnet18"] = replace(NN_PRESETS["cifar10-resnet18"], name="
                                           dataset="cifar100", description="ResNet-18 (k = 4) on CIFAR-100")
 
 
+def default_executor(preset: NNPreset) -> str:
+    """The executor a reproduction of ``preset`` uses unless told: ``batched`` for the ConvNet,
+    whose grid trains as one network of grouped convolutions (digits on 2 CPU cores: 2.6× the
+    runs one after another, 1.5× two at a time; docs/networks.md), ``local`` for the other
+    models, whose batched form (``vmap``) was not measured faster."""
+    return "batched" if preset.model == "convnet" else "local"
+
+
 def nn_sweep_specs(preset: NNPreset, *, protocols: tuple[str, ...] = PROTOCOLS,
-                   data_dir: str | None = None, executor: str = "local", jobs: int = 1,
+                   data_dir: str | None = None, executor: str | None = None, jobs: int = 1,
                    address: str | None = None, device: str | None = None, pack: int | str | None = None,
                    iters: int | None = None, n_grid: int | None = None, seed: int | None = None,
                    queue_size: int | None = None, queue_every: int | str | None = None):
     """The sweep specification of each protocol of ``preset`` (see :mod:`sgdthermo.sweep`).
 
     ``iters``, ``n_grid`` (values per axis, same bounds), ``seed``, ``queue_size`` and
-    ``queue_every`` override the preset's."""
+    ``queue_every`` override the preset's; ``executor`` defaults to :func:`default_executor`."""
     from .nn.config import TrainConfig
     from .sweep import SweepSpec
+
+    executor = executor or default_executor(preset)
 
     specs = {}
     n_iters = iters or preset.iters
@@ -286,7 +296,7 @@ def reproduce_nn(
     *,
     protocols: tuple[str, ...] = PROTOCOLS,
     data_dir: str | None = None,
-    executor: str = "local",
+    executor: str | None = None,
     jobs: int = 1,
     address: str | None = None,
     device: str | None = None,
@@ -301,8 +311,9 @@ def reproduce_nn(
     progress: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
     """Run the preset's grids (``OUT/runs/<protocol>/<run_id>/``, one sweep per protocol) and
-    analyse them into ``OUT/``. ``executor="batched"`` trains each grid as batched models
-    (``pack`` runs each, default as many as fit the memory: :mod:`sgdthermo.nn.batched`).
+    analyse them into ``OUT/``. ``executor="batched"`` (the default for the ConvNet presets,
+    :func:`default_executor`) trains each grid as batched models (``pack`` runs each, default
+    as many as fit the memory: :mod:`sgdthermo.nn.batched`).
 
     Every grid is validated (settings, device, data folder, output folders) before anything
     is written. Finished runs are reused and interrupted ones resumed (the sweep runner's

@@ -210,7 +210,7 @@ def test_a_batched_sweep_writes_the_runs_a_local_sweep_writes(tmp_path, monkeypa
         ma, mb = pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv")
         assert list(ma.columns) == list(mb.columns) and list(ma["step"]) == list(mb["step"])
         assert mb["rho"].iloc[-1] == pytest.approx(ma["rho"].iloc[-1], rel=0.1)
-        assert "in a pack of 4" in (b / "log.txt").read_text()
+        assert "in a pack of 4 on 1 torch thread(s)" in (b / "log.txt").read_text()
     # a second call finds every run finished
     again = run_sweep(SweepSpec.from_dict(dict(kw, executor="batched")), tmp_path / "packed", log=lambda m: None)
     assert set(again["status"]) == {"skipped"}

@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
     nn.add_argument("--preset", default="digits", help="digits (CPU), cifar10-convnet, cifar10-resnet18, "
                     "cifar100-convnet, cifar100-resnet18")
     nn.add_argument("--data-dir", help="folder with the CIFAR files")
-    nn.add_argument("--executor", default="local",
-                    help="local (default), batched (each grid trained as batched models), ray or slurm")
+    nn.add_argument("--executor",
+                    help="batched (each grid trained as batched models; the default for the ConvNet presets), "
+                    "local (the default for ResNet-18), ray or slurm")
     nn.add_argument("--jobs", type=int, default=1, help="runs (packs) at a time")
     nn.add_argument("--pack", help="runs per batched model: N or auto (default auto with --executor batched)")
     nn.add_argument("--address", help="Ray cluster address")
@@ -56,7 +57,8 @@ def _nn(args: argparse.Namespace) -> int:
         if args.paper:
             raise UsageError("--paper is for the isotropic model; the paper's network settings are "
                              "the presets cifar10-convnet, cifar10-resnet18, cifar100-convnet, cifar100-resnet18")
-        check_executor(args.executor)
+        if args.executor is not None:
+            check_executor(args.executor)
         if args.jobs < 1:
             raise UsageError(f"--jobs {args.jobs}: must be at least 1")
         for name, low in {"iters": 100, "grid": 2, "queue_size": 2, "seed": 0}.items():
