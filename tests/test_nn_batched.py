@@ -328,3 +328,32 @@ def test_members_of_other_seeds_train_on_their_own_split(tmp_path, monkeypatch):
     for k, st in enumerate(states):
         idx = BatchSampler(st.data.train_x.shape[0], st.cfg.batch_size, seed=st.cfg.seed).next()
         assert torch.equal(seen[0][k], st.data.train_x[idx])
+
+
+def test_a_log_point_that_fails_together_is_measured_alone(tmp_path, monkeypatch):
+    """Measuring together failing (here: out of memory) leaves each member to measure alone on
+    the noise batches it would have drawn: its generator is rewound, nothing is returned."""
+    from sgdthermo.nn import batched
+
+    def oom(*args, **kwargs):
+        for st in args[1]:
+            st.meas.noise_indices()  # the draws happened before the failure
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(batched, "_measure_together", oom)
+    with contextlib.ExitStack() as stack:
+        states = _states(tmp_path, [TrainConfig(**BASE, lr=lr, wd=0.01) for lr in (0.1, 0.3)], stack)
+        for st in states:
+            st.step = 99
+        gens = [st.meas.gen.get_state() for st in states]
+        stacked = StackedModel([st.model for st in states]).train()
+        assert batched._log_inputs(stacked, states) == {}
+        batched._release(stacked)
+        assert all(torch.equal(st.meas.gen.get_state(), g) for st, g in zip(states, gens))
+        # and a pack whose log points all fail together still writes every row
+        for st in states:
+            st.step = 0
+        res = train_runs(states)
+    assert [r["status"] for r in res] == ["completed", "completed"]
+    for k in range(2):
+        assert list(pd.read_csv(tmp_path / f"r{k}" / "metrics.csv")["step"]) == [100, 200, 300]

@@ -247,9 +247,8 @@ def _log_inputs(stacked: StackedModel, states: Sequence[Any]) -> dict[int, Any]:
     batches (each member's own, from :meth:`Measurement.noise_indices`) in train mode, the
     BatchNorm statistics restored afterwards, exactly what each member's measurement would
     do alone. Keyed by member; empty where no member logs, or where the members' measurement
-    settings differ (each then measures alone)."""
-    from .measure import LogInputs
-
+    settings differ (each then measures alone), or where measuring together failed (say, out
+    of memory: the members' noise generators are rewound and each measures alone)."""
     due = [k for k, st in enumerate(states) if st is not None and st.logs_next]
     if not due:
         return {}
@@ -264,11 +263,26 @@ def _log_inputs(stacked: StackedModel, states: Sequence[Any]) -> dict[int, Any]:
         names[k] = [name_of.get(id(p)) for p in states[k].meas.params]
         if None in names[k]:
             return {}
-    G, first = len(stacked), states[due[0]]
+    first = states[due[0]]
     # a member that left the pack is fed the first due member's data (its outputs unused)
     data = [(st if st is not None and k in due else first).data for k, st in enumerate(states)]
     if len({(d.train_x.shape[0], d.test_x.shape[0]) for d in data}) != 1:
         return {}
+    gens = {k: states[k].meas.gen.get_state() for k in due}
+    try:
+        return _measure_together(stacked, states, due, names, data, n_noise, eval_batch)
+    except Exception:  # noqa: BLE001 - say, out of memory: each member measures alone, on the same batches
+        for k, g in gens.items():
+            states[k].meas.gen.set_state(g)
+        return {}
+
+
+def _measure_together(stacked: StackedModel, states: Sequence[Any], due: list[int], names: dict[int, list[str]],
+                      data: list[Any], n_noise: int, eval_batch: int) -> dict[int, Any]:
+    """The work of :func:`_log_inputs` once its checks passed."""
+    from .measure import LogInputs
+
+    G = len(stacked)
     evals: dict[int, list[tuple[float, float]]] = {k: [] for k in due}
     stacked.train(False)
     try:
