@@ -491,3 +491,13 @@ def test_checkpoints_loaded_with_weights_only():
                 calls.append((f"{path.name}:{node.lineno}", ok))
     assert calls, "no torch.load call found"
     assert [c for c, ok in calls if not ok] == []
+
+
+def test_which_loads_depend_on_the_seed():
+    """The digits split and the synthetic set change with the seed, CIFAR only through a
+    seeded subset (runs of every seed in a pack then share one copy)."""
+    from sgdthermo.nn.data import depends_on_seed, load_digits
+
+    assert depends_on_seed("digits") and depends_on_seed("synthetic")
+    assert not depends_on_seed("cifar10") and depends_on_seed("cifar100", samples_per_label=10)
+    assert not torch.equal(load_digits(seed=0).train_y, load_digits(seed=1).train_y)

@@ -289,10 +289,10 @@ def _measure_together(stacked: StackedModel, states: Sequence[Any], due: list[in
         with torch.no_grad():
             for part in ("train", "test"):
                 sets = [(getattr(d, part + "_x"), getattr(d, part + "_y")) for d in data]
-                n = sets[0][0].shape[0]
+                n, dev = sets[0][0].shape[0], sets[0][0].device
                 loss_sum, correct = dict.fromkeys(due, 0.0), dict.fromkeys(due, 0)
                 for i in range(0, n, eval_batch):
-                    xb, yb = _rows(sets, torch.arange(i, min(i + eval_batch, n), device=sets[0][0].device).expand(G, -1))
+                    xb, yb = _rows(sets, torch.arange(i, min(i + eval_batch, n), device=dev).expand(G, -1))
                     out = stacked(xb)
                     hits = (out.argmax(2) == yb).sum(1).tolist()
                     for k in due:

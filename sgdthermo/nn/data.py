@@ -41,6 +41,7 @@ __all__ = [
     "DATASET_NAMES",
     "CIFAR_STATS",
     "load_digits",
+    "depends_on_seed",
     "load_cifar",
     "synthetic",
     "load_dataset",
@@ -431,6 +432,13 @@ def synthetic(*, n_train: int = 512, n_test: int = 256, num_classes: int = 4,
 
 
 # --------------------------------------------------------------------------- dispatch
+
+
+def depends_on_seed(name: str, samples_per_label: int | None = None) -> bool:
+    """Whether :func:`load_dataset` returns other data for another ``seed``: the digits split
+    and the synthetic set are seeded, and so is a ``samples_per_label`` subset; CIFAR's split
+    is fixed."""
+    return name.lower() in ("digits", "synthetic") or samples_per_label is not None
 
 
 def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,

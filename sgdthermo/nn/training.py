@@ -58,7 +58,7 @@ def _loss_fn(kind: str, num_classes: int) -> Callable:
     def mse(logits, y, reduction="mean"):
         target = F.one_hot(y, num_classes).to(logits.dtype)
         per = ((logits - target) ** 2).sum(1)
-        return {"mean": per.mean, "sum": per.sum, "none": lambda: per}[reduction]()
+        return per if reduction == "none" else per.mean() if reduction == "mean" else per.sum()
 
     return mse
 
@@ -191,7 +191,7 @@ def _setup(cfg: TrainConfig, log: Callable[[str], None], shared: dict | None = N
     """The run's data, model, loss, scale-invariant set, optimizer, sampler and measurement,
     exactly as every run of ``cfg`` gets them. ``shared``: data sets already loaded (by their
     loading arguments), so that the runs of a pack hold each one once."""
-    from .data import BatchSampler, load_dataset
+    from .data import BatchSampler, depends_on_seed, load_dataset
     from .models import (
         build_model,
         check_scale_invariance,
@@ -202,9 +202,8 @@ def _setup(cfg: TrainConfig, log: Callable[[str], None], shared: dict | None = N
 
     dev = _resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    # CIFAR's split is fixed: without a seeded subset the runs of every seed share one copy
-    seeded = cfg.dataset in ("digits", "synthetic") or cfg.samples_per_label is not None
-    key = (cfg.dataset, cfg.data_dir, str(dev), cfg.samples_per_label, cfg.download, cfg.seed if seeded else None)
+    seed = cfg.seed if depends_on_seed(cfg.dataset, cfg.samples_per_label) else None  # else one copy for all seeds
+    key = (cfg.dataset, cfg.data_dir, str(dev), cfg.samples_per_label, cfg.download, seed)
     data = None if shared is None else shared.get(key)
     if data is None:
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, device=dev,

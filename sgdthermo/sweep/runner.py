@@ -584,8 +584,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, force: bool = Fals
     that raises is recorded as failed (``error.txt`` in its folder) and the others go on.
     ``out_dir/sweep.json`` holds the spec, ``out_dir/status.csv`` the table (rewritten
     atomically as runs finish). ``progress(rows)`` is called once at the start and
-    ``progress(rows, last_row)`` as runs finish (the command line draws a bar with it); ``log`` receives the start line and the final table
-    (default: the ``sgdthermo.sweep`` logger).
+    ``progress(rows, last_row)`` as runs finish (the command line draws a bar with it);
+    ``log`` receives the start line and the final table (default: the ``sgdthermo.sweep``
+    logger).
     """
     plan = prepare_sweep(spec, out_dir, force, add=add)
     return execute_sweep(plan, progress=progress, log=log)
