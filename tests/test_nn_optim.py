@@ -25,6 +25,7 @@ from sgdthermo.nn.optim import (
     FixedSphere,
     ProtocolOptimizer,
     make_optimizer,
+    step_stacked,
 )
 
 PROTOCOLS = ("fixed-sphere", "fixed-elr", "fixed-lr")
@@ -543,3 +544,91 @@ def test_constructors_validate_and_bad_params():
     zero = [torch.zeros(3, requires_grad=True)]
     with pytest.raises(ValueError, match="norm"):
         FixedSphere(zero, elr=0.1, radius=1.0, project=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Many runs at once
+# ---------------------------------------------------------------------------------------------
+STACK_HYPER = {
+    "fixed-lr": [dict(lr=0.3, weight_decay=0.05), dict(lr=0.1, weight_decay=0.2), dict(lr=0.02, weight_decay=0.01)],
+    "fixed-elr": [dict(lr=0.05, weight_decay=0.1), dict(lr=0.2, weight_decay=0.02), dict(lr=0.01, weight_decay=0.5)],
+    "fixed-sphere": [dict(lr=0.05, radius=1.5), dict(lr=0.2, radius=0.7), dict(lr=0.01, radius=3.0)],
+}
+
+
+def _stack(dtype, seed=0):
+    """Three members' SI tensors (SHAPES) and one non-SI tensor, stacked, with gradients."""
+    g = torch.Generator().manual_seed(seed)
+    si = [torch.randn(3, *s, generator=g, dtype=dtype) for s in SHAPES]
+    other = torch.randn(3, 4, generator=g, dtype=dtype)
+    grads = [torch.randn(t.shape, generator=g, dtype=dtype) for t in [*si, other]]
+    return si, other, grads
+
+
+@pytest.mark.parametrize("side_by_side", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_stacked_step_is_each_members_own_step(protocol, dtype, side_by_side):
+    """Three members with their own hyperparameters, an SI group of three tensors and a
+    non-SI group with weight decay, against each member's own step() on copies. Only the
+    order of summation inside the norms may differ (the same update kernels): parameters and
+    last_step within a few ulp (rel 1e-13 in float64, 1e-6 in float32, where one ulp is
+    6e-8); a wrong member, hyperparameter or ρ_t is off by order one."""
+    si, other, grads = _stack(dtype)
+    want, want_stats = [], []
+    for k in range(3):
+        ps = [t[k].clone() for t in si]
+        o = other[k].clone()
+        for p, gr in zip([*ps, o], grads):
+            p.grad = gr[k].clone()
+        opt = make_optimizer(protocol, ps, other_params=[o], other_weight_decay=0.03, **STACK_HYPER[protocol][k])
+        opt.step()
+        want.append([*ps, o])
+        want_stats.append(opt.last_step)
+    opts = [make_optimizer(protocol, [t[k] for t in si], other_params=[other[k]], other_weight_decay=0.03,
+                           **STACK_HYPER[protocol][k]) for k in range(3)]
+    if side_by_side:  # the SI group as one 3 × d view, as a batched model holds it
+        flat = torch.cat([t.reshape(3, -1) for t in si], 1)
+        gflat = torch.cat([gr.reshape(3, -1) for gr in grads[:3]], 1)
+        errors = step_stacked(opts, [[flat], [other]], [[gflat], [grads[3]]])
+        offs = np.cumsum([0] + [math.prod(s) for s in SHAPES])
+        got_si = [flat[:, a:b].reshape(3, *s) for a, b, s in zip(offs[:-1], offs[1:], SHAPES)]
+    else:
+        errors = step_stacked(opts, [si, [other]], [grads[:3], [grads[3]]])
+        got_si = si
+    assert errors == [None] * 3
+    rel = 1e-13 if dtype == torch.float64 else 1e-6
+    for k in range(3):
+        for a, b in zip(want[k], [*[t[k] for t in got_si], other[k]]):
+            assert torch.allclose(b, a, rtol=rel, atol=rel * float(a.abs().max()))
+        assert opts[k].last_step.keys() == want_stats[k].keys()
+        for key, v in want_stats[k].items():
+            assert opts[k].last_step[key] == pytest.approx(v, rel=rel)
+
+
+def test_a_stacked_fixed_sphere_member_with_a_zero_iterate_fails_alone():
+    """A member whose iterate w' is zero gets the error its step() raises and keeps w'
+    unprojected; the others are projected onto their spheres."""
+    si, other, grads = _stack(torch.float64)
+    elr, radius = 0.5, 2.0
+    for t in si:  # member 1 at the origin: η_t = η̃ρ_t² = 0, so w' = 0
+        t[1] = 0.0
+    opts = [make_optimizer("fixed-sphere", [t[k] for t in si], lr=elr, radius=radius) for k in range(3)]
+    errors = step_stacked(opts, [si], [grads[:3]])
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], RuntimeError) and "zero norm" in str(errors[1])
+    assert opts[1].last_step == {}
+    for k in (0, 2):
+        assert math.sqrt(sum(float(t[k].square().sum()) for t in si)) == pytest.approx(radius, rel=1e-14)
+    assert all(float(t[1].abs().max()) == 0.0 for t in si)
+
+
+def test_a_stacked_step_refuses_mixed_protocols_and_wrong_tensors():
+    si, _, grads = _stack(torch.float64)
+    lr = make_optimizer("fixed-lr", [t[0] for t in si], lr=0.1, weight_decay=0.1)
+    elr = make_optimizer("fixed-elr", [t[1] for t in si], lr=0.1, weight_decay=0.1)
+    with pytest.raises(ValueError, match="one protocol"):
+        step_stacked([lr, elr], [[t[:2] for t in si]], [[gr[:2] for gr in grads[:3]]])
+    other = make_optimizer("fixed-lr", [t[1] for t in si], lr=0.1, weight_decay=0.1)
+    with pytest.raises(ValueError, match="do not hold"):
+        step_stacked([lr, other], [[t[:2] for t in si[:2]]], [[gr[:2] for gr in grads[:2]]])

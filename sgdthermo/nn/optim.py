@@ -50,6 +50,14 @@ Per-step statistics
 All norms are accumulated in float64 (``torch._foreach_norm(..., dtype=float64)``); updates use
 ``torch._foreach_*`` ops on the parameters in their own dtype. Temperatures are in
 :func:`sgdthermo.theory.temperature`.
+
+Many runs at once
+-----------------
+:func:`step_stacked` takes one step of G optimizers of one protocol whose parameters are the
+slices of stacked (G × shape) tensors, as a batched model holds them
+(:class:`sgdthermo.nn.batched.StackedModel`): the same update and the same ``last_step`` as G
+calls of :meth:`ProtocolOptimizer.step`, each member with its own hyperparameters and its own
+ρ_t, in a few kernels over the stack instead of a few per member.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ __all__ = [
     "FixedELR",
     "FixedSphere",
     "make_optimizer",
+    "step_stacked",
 ]
 
 
@@ -236,6 +245,20 @@ class ProtocolOptimizer(torch.optim.Optimizer):
             torch._foreach_mul_(params, decay)
         if with_grad:
             torch._foreach_add_(with_grad, grads, alpha=-eta)
+
+    @staticmethod
+    def _update_si_stacked(groups: list[dict[str, Any]], params: list[torch.Tensor], grads: list[torch.Tensor],
+                           etas: list[float], stats: list[dict[str, float]]) -> list[Exception | None]:
+        """:meth:`_update_si` of G members at once (see :func:`step_stacked`): member k's
+        group ``groups[k]``, η_t ``etas[k]``, its slices of the stacked ``params`` and ``grads``.
+        Returns each member's error (None: none)."""
+        decay = [1.0 - eta * g["weight_decay"] for eta, g in zip(etas, groups)]
+        if any(x != 1.0 for x in decay):
+            for p in params:
+                p.mul_(_per_member(decay, p))
+        for p, g in zip(params, grads):
+            p.addcmul_(g, _per_member([-eta for eta in etas], p))
+        return [None] * len(groups)
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
@@ -435,8 +458,107 @@ class FixedSphere(ProtocolOptimizer):
         torch._foreach_mul_(params, float(group["radius"]) / norm_pre)
         stats["norm_pre"] = norm_pre
 
+    @staticmethod
+    def _update_si_stacked(groups: list[dict[str, Any]], params: list[torch.Tensor], grads: list[torch.Tensor],
+                           etas: list[float], stats: list[dict[str, float]]) -> list[Exception | None]:
+        for p, g in zip(params, grads):
+            p.addcmul_(g, _per_member([-eta for eta in etas], p))  # w' = w − η_t g
+        norms = _sumsq64_stacked(params).sqrt().tolist()
+        errors: list[Exception | None] = [None] * len(groups)
+        scale = []
+        for k, (norm_pre, g) in enumerate(zip(norms, groups)):
+            if norm_pre == 0.0:  # as step() raises, the member's w' left as it is
+                errors[k] = RuntimeError("fixed-sphere: the iterate w' has zero norm and cannot be projected")
+                scale.append(1.0)
+            else:
+                scale.append(float(g["radius"]) / norm_pre)
+                stats[k]["norm_pre"] = norm_pre
+        for p in params:
+            p.mul_(_per_member(scale, p))
+        return errors
+
     def effective_lr(self) -> float:
         return float(self._si_group()["elr"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Many runs at once
+# ---------------------------------------------------------------------------------------------
+
+
+def _per_member(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    """``values`` (one per member) as a tensor that broadcasts over a stacked ``like``
+    (G × shape), in ``like``'s dtype, as a scalar of ``step()`` is cast to it."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+
+
+def _sumsq64_stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Each member's Σ‖t‖² over the stacked ``tensors`` (G × shape each): a float64 (G,)
+    tensor, accumulated as :func:`_sumsq64` accumulates one member's."""
+    G = tensors[0].shape[0]
+    norms = torch.stack([torch.linalg.vector_norm(t.reshape(G, -1), dim=1, dtype=torch.float64) for t in tensors])
+    return norms.square().sum(0)
+
+
+@torch.no_grad()
+def step_stacked(optimizers: list[ProtocolOptimizer], params: list[list[torch.Tensor]],
+                 grads: list[list[torch.Tensor | None]]) -> list[Exception | None]:
+    """One :meth:`ProtocolOptimizer.step` of each of G optimizers of one protocol class, whose
+    parameters are the member slices of stacked tensors: ``params[j]`` holds param group j of
+    every member, as stacked (G × ...) tensors whose slice k is member k's, either one per
+    parameter or the group's parameters flattened side by side in fewer (the update is the
+    same: a group's tensors together are one vector); ``grads[j]`` the matching stacked
+    gradients (None: zero). The update and ``last_step`` of every member are those of its own
+    ``step()``, each with its own hyperparameters (read now, as ``step()`` reads them) and its
+    own ρ_t; only the order of summation inside the norms differs. A member's parameter whose
+    ``.grad`` would be ``None`` in ``step()`` is one with a zero gradient here.
+
+    Returns each member's error, None where it has none: a fixed-sphere member whose iterate
+    has zero norm gets the ``RuntimeError`` of its ``step()`` and is left unprojected, the
+    others step. Optimizers of different classes or group sizes raise ``ValueError``. Step
+    hooks are not run (the caller steps members that have any alone).
+    """
+    opts = list(optimizers)
+    if not opts:
+        return []
+    cls = type(opts[0])
+    G = len(opts)
+    layout = [(g["si"], sum(p.numel() for p in g["params"])) for g in opts[0].param_groups]
+    for k, opt in enumerate(opts):
+        if type(opt) is not cls or not isinstance(opt, ProtocolOptimizer):
+            raise ValueError(f"optimizer {k} is a {type(opt).__name__}, optimizer 0 a {cls.__name__}: "
+                             "a stacked step takes one protocol")
+        if len(opt.param_groups) != len(layout):
+            raise ValueError(f"optimizer {k} has other param groups than optimizer 0")
+    if len(params) != len(layout) or len(grads) != len(layout) or any(
+            sum(t.numel() for t in ts) != G * n or len(gs) != len(ts) for ts, gs, (_, n) in zip(params, grads, layout)):
+        raise ValueError("the stacked tensors do not hold the optimizers' param groups")
+    si = next(j for j, (flag, _) in enumerate(layout) if flag)
+    ps = list(params[si])
+    gs = [g if g is not None else torch.zeros_like(p) for p, g in zip(ps, grads[si])]
+    if any(g.is_sparse for g in gs):
+        raise RuntimeError(f"{cls.__name__} does not support sparse gradients")
+    rho2s, gsqs = torch.stack([_sumsq64_stacked(ps), _sumsq64_stacked(gs).to(ps[0].device)]).tolist()
+    si_groups = [opt.param_groups[si] for opt in opts]
+    etas = [opt._eta(g, rho2) for opt, g, rho2 in zip(opts, si_groups, rho2s)]
+    stats = [{"rho": math.sqrt(rho2), "grad_sq": gsq, "grad_sq_unit": rho2 * gsq, "lr": eta}
+             for rho2, gsq, eta in zip(rho2s, gsqs, etas)]
+    errors = cls._update_si_stacked(si_groups, ps, gs, etas, stats)
+    etas = [0.0 if err is not None else eta for eta, err in zip(etas, errors)]  # step() raised before these
+    for j, (ts, tgs) in enumerate(zip(params, grads)):
+        if j == si:
+            continue
+        decay = [1.0 - eta * opt.param_groups[j]["weight_decay"] for eta, opt in zip(etas, opts)]
+        for p, g in zip(ts, tgs):
+            if g is None:
+                continue
+            if any(x != 1.0 for x in decay):
+                p.mul_(_per_member(decay, p))
+            p.addcmul_(g, _per_member([-eta for eta in etas], p))
+    for opt, st, err in zip(opts, stats, errors):
+        if err is None:
+            opt.last_step = st
+    return errors
 
 
 # ---------------------------------------------------------------------------------------------
