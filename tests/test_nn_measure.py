@@ -16,10 +16,12 @@ from torch import nn
 
 from sgdthermo.nn.data import BatchSampler, load_dataset
 from sgdthermo.nn.measure import (
+    EntropyQueue,
     MeasureConfig,
     Measurement,
     gradient_noise,
     log_schedule,
+    push_together,
 )
 from sgdthermo.nn.models import build_model, find_scale_invariant, set_si_norm, si_norm
 from sgdthermo.nn.optim import make_optimizer
@@ -433,3 +435,32 @@ def test_measuring_does_not_change_the_trajectory(digits):
     init = build_model("convnet", in_channels=1, num_classes=10, width=2, head_norm=2.0)
     assert not torch.equal(init.features[0].weight * (1 / init.features[0].weight.norm()),
                            sa["features.0.weight"] * (1 / sa["features.0.weight"].norm()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_queues_pushed_together_hold_what_each_push_holds(dtype):
+    """Five queues (auto strides of two seeds, one fixed stride) fed the same snapshots one
+    by one and together: the same stored rows, steps and slots; radii and projections to
+    rounding (another order of summation: rel 1e-12), over more pushes than slots."""
+    d = 300
+    seeds = [0, 0, 1, 1, 0]
+    strides = ["auto", "auto", "auto", "auto", 3]
+    alone = [EntropyQueue(4, d, stride=s, dtype=getattr(torch, dtype), device=torch.device("cpu"), seed=sd)
+             for s, sd in zip(strides, seeds)]
+    together = [EntropyQueue(4, d, stride=s, dtype=getattr(torch, dtype), device=torch.device("cpu"), seed=sd)
+                for s, sd in zip(strides, seeds)]
+    assert alone[0]._dirs is together[1]._dirs and not torch.equal(alone[0]._dirs, alone[2]._dirs)
+    g = torch.Generator().manual_seed(3)
+    for step in range(1, 8):
+        w = torch.randn(5, d, generator=g)
+        parts = [w[:, :100], w[:, 100:]]  # each queue's group: two tensors
+        for k, q in enumerate(alone):
+            q.push(step, [p[k] for p in parts])
+        push_together(together, [step] * 5, w)
+    for a, b in zip(alone, together):
+        assert torch.equal(a.data, b.data) and torch.equal(a.step, b.step)
+        assert (a.head, a.valid) == (b.head, b.valid)
+        assert torch.allclose(b.rho, a.rho, rtol=1e-12, atol=0)
+        assert torch.allclose(b.proj, a.proj, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="for 5 queues"):
+        push_together(together, [1] * 5, torch.zeros(4, d))

@@ -32,6 +32,7 @@ completely since the last estimate, and :math:`S = S_u + (d-1)\log\bar\rho`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -209,11 +210,7 @@ class EntropyQueue:
         self.valid = 0  # snapshots held
         self.last_estimate_step = -1
         self.note = ""
-        self._dirs = None
-        if self.auto:
-            g = torch.Generator(device="cpu").manual_seed(int(seed) + 104729)
-            q = torch.randn(AUTO_PROJECTIONS, self.d, generator=g, dtype=torch.float64)
-            self._dirs = (q / q.norm(dim=1, keepdim=True)).to(device)
+        self._dirs = _directions(int(seed), self.d, torch.device(device)) if self.auto else None
 
     @property
     def nbytes(self) -> int:
@@ -233,18 +230,22 @@ class EntropyQueue:
 
     @torch.no_grad()
     def push(self, step: int, params: Sequence[torch.Tensor]) -> None:
+        """Take the snapshot of ``params`` (the group's tensors, in order) at ``step``."""
         row = self.data[self.head]
         off = 0
         for p in params:
             n = p.numel()
             row[off:off + n].copy_(p.detach().reshape(-1))
             off += n
-        flat = row.double()
-        rho = float(flat.norm())
+        rho, proj = _snapshot_stats(row[None], self._dirs)
+        self._advance(step, float(rho[0]), None if proj is None else proj[0])
+
+    def _advance(self, step: int, rho: float, proj: torch.Tensor | None) -> None:
+        """Record the snapshot just written to the head slot (its radius and projections)."""
         self.rho[self.head] = rho
         self.step[self.head] = int(step)
-        if self.auto:
-            self.proj[self.head] = (self._dirs @ flat / rho).cpu()
+        if proj is not None:
+            self.proj[self.head] = proj
         self.head = (self.head + 1) % self.size
         self.valid = min(self.valid + 1, self.size)
 
@@ -305,6 +306,47 @@ class EntropyQueue:
             getattr(self, key).copy_(state[key])
         self.head, self.valid, self.stride = int(state["head"]), int(state["valid"]), int(state["stride"])
         self.last_estimate_step, self.note = int(state["last_estimate_step"]), str(state["note"])
+
+
+@functools.lru_cache(maxsize=32)
+def _directions(seed: int, d: int, device: torch.device) -> torch.Tensor:
+    """The :data:`AUTO_PROJECTIONS` fixed random unit directions of a queue of dimension ``d``
+    and ``seed`` (one tensor for all queues of that seed and dimension; read only)."""
+    g = torch.Generator(device="cpu").manual_seed(seed + 104729)
+    q = torch.randn(AUTO_PROJECTIONS, d, generator=g, dtype=torch.float64)
+    return (q / q.norm(dim=1, keepdim=True)).to(device)
+
+
+def _snapshot_stats(rows: torch.Tensor, dirs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Radius ρ of each stored snapshot ``rows`` (m × d, as stored) and, for an ``auto``
+    queue, the projections ``dirs · (row/ρ)`` (m × :data:`AUTO_PROJECTIONS`), in float64 on the CPU."""
+    flat = rows.double()
+    rho = torch.linalg.vector_norm(flat, dim=1)
+    proj = None if dirs is None else ((dirs @ flat.T).T / rho[:, None]).cpu()  # this order: the faster product on CPU
+    return rho.cpu(), proj
+
+
+@torch.no_grad()
+def push_together(queues: Sequence[EntropyQueue], steps: Sequence[int], rows: torch.Tensor) -> None:
+    """:meth:`EntropyQueue.push` of many queues at once: ``rows[j]`` (flat, the queue's d
+    values in its tensors' order) is the snapshot of ``queues[j]`` at ``steps[j]``. The radii
+    and, where the queues share their directions (one seed and dimension), the projections
+    are taken in one product per set of directions instead of one per queue."""
+    if len(queues) != rows.shape[0]:
+        raise ValueError(f"{rows.shape[0]} snapshots for {len(queues)} queues")
+    dtypes = {q.data.dtype for q in queues}
+    as_stored = rows.to(dtypes.pop()) if len(dtypes) == 1 else None  # the rows as the queues hold them
+    for q, row in zip(queues, rows):
+        q.data[q.head].copy_(row)
+    by_dirs: dict[int, list[int]] = {}
+    for j, q in enumerate(queues):
+        by_dirs.setdefault(id(q._dirs), []).append(j)
+    for js in by_dirs.values():
+        snaps = (as_stored if len(js) == len(queues) else as_stored[js]) if as_stored is not None \
+            else torch.stack([queues[j].data[queues[j].head] for j in js])
+        rho, proj = _snapshot_stats(snaps, queues[js[0]]._dirs)
+        for n, (j, r) in enumerate(zip(js, rho.tolist())):
+            queues[j]._advance(steps[j], r, None if proj is None else proj[n])
 
 
 @dataclass(frozen=True)
@@ -372,9 +414,12 @@ class Measurement:
     def _reset_acc(self) -> None:
         self.acc = {"n": 0, "norm_excess": 0.0, "batch_loss": 0.0}
 
-    def after_step(self, step: int, batch_loss: float) -> None:
-        """Read the step just taken (the thermometer; a snapshot every ``queue_every``)."""
-        self.thermometer.step(step=step)
+    def after_step(self, step: int, batch_loss: float, *, read: bool = True) -> None:
+        """Read the step just taken (the thermometer; a snapshot every ``queue_every``).
+        ``read=False``: the thermometer has read this step already (the members of a batched
+        model are read together, :class:`~sgdthermo.nn.thermometer.StackedReader`)."""
+        if read:
+            self.thermometer.step(step=step)
         a = self.acc
         a["n"] += 1
         a["batch_loss"] += batch_loss
