@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from sgdthermo.nn import TrainConfig
-from sgdthermo.nn.batched import StackedModel, train_runs
+from sgdthermo.nn.batched import StackedModel, _optimizer_groups, _optimizer_steps, train_runs
 from sgdthermo.nn.data import BatchSampler, load_dataset
 from sgdthermo.nn.models import build_model, find_scale_invariant, set_si_norm
 from sgdthermo.nn.optim import make_optimizer
@@ -78,6 +79,9 @@ def test_a_member_follows_its_solo_run_in_float64(digits, model_name, protocol):
     members = [_member(model_name, *c, x, y) for c in confs]
     stacked = StackedModel([m for m, _, _ in members]).train()
     assert stacked.grouped == (model_name == "convnet")
+    runs = [SimpleNamespace(model=m, opt=o) for m, o, _ in members]
+    groups = _optimizer_groups(stacked, runs)  # the optimizers step together, as in train_runs
+    assert groups is not None and [len(ts) for ts in groups[0]] == [1]  # the SI group as one G × d view
     batched_losses = [[] for _ in members]
     for _ in range(steps):
         idx = torch.stack([s.next() for _, _, s in members])
@@ -85,8 +89,7 @@ def test_a_member_follows_its_solo_run_in_float64(digits, model_name, protocol):
         out = stacked(x[idx])
         losses = torch.stack([F.cross_entropy(out[k], y[idx[k]]) for k in range(len(members))])
         losses.sum().backward()
-        for _, opt, _ in members:
-            opt.step()
+        assert _optimizer_steps(groups, runs) == [None] * len(runs)
         for k, v in enumerate(losses.tolist()):
             batched_losses[k].append(v)
     worst = 0.0
@@ -129,6 +132,30 @@ def test_a_nan_member_leaves_the_others_untouched(digits):
             assert torch.equal(a, b)
 
 
+def test_the_stack_holds_each_members_parameters_in_one_flat_row(digits):
+    """Member k's trainable parameters are views of row k of one G × D leaf (their .grad of
+    its gradient), in the order of named_parameters; side_by_side gives a run of them as one
+    view, and None for an order that is not the stack's."""
+    x, y = digits.train_x, digits.train_y
+    models = [_member("convnet", "fixed-lr", 0.1, 0.01, None, s, x, y, torch.float32)[0] for s in range(3)]
+    values = [{n: p.detach().clone() for n, p in m.named_parameters()} for m in models]
+    stacked = StackedModel(models)
+    (flat,) = stacked.flats.values()
+    names = [n for n, p in models[0].named_parameters() if p.requires_grad]
+    assert flat.shape == (3, sum(values[0][n].numel() for n in names)) and flat.requires_grad
+    for k, m in enumerate(models):
+        for n, p in m.named_parameters():
+            assert torch.equal(p.detach(), values[k][n])
+            if p.requires_grad:
+                assert p.data_ptr() == stacked.view(n)[k].data_ptr() and p.grad.data_ptr() == stacked.view(n, grad=True)[k].data_ptr()
+        assert torch.equal(flat[k].detach(), torch.cat([values[k][n].reshape(-1) for n in names]))
+    assert "head.weight" in stacked.params and "head.weight" not in stacked.slots  # frozen: stacked apart
+    w, g = stacked.side_by_side(names)
+    assert w.data_ptr() == flat.data_ptr() and g.data_ptr() == flat.grad.data_ptr() and w.shape == flat.shape
+    assert stacked.side_by_side(names[1:3]) is not None
+    assert stacked.side_by_side(names[::-1]) is None and stacked.side_by_side(["head.weight"]) is None
+
+
 def test_models_of_another_architecture_are_refused():
     a = build_model("convnet", in_channels=1, num_classes=10, width=4, image_size=8)
     b = build_model("convnet", in_channels=1, num_classes=10, width=8, image_size=8)
@@ -155,7 +182,7 @@ def test_a_diverging_or_failing_member_ends_alone(tmp_path):
     with contextlib.ExitStack() as stack:
         states = _states(tmp_path, cfgs, stack)
 
-        def broken(loss, measured=None):
+        def broken(loss, measured=None, **kwargs):
             raise OSError("disk full")
 
         cfg_fail = TrainConfig(**BASE, lr=0.2, wd=0.01)
@@ -171,6 +198,42 @@ def test_a_diverging_or_failing_member_ends_alone(tmp_path):
         m = pd.read_csv(tmp_path / f"r{k}" / "metrics.csv")
         assert list(m["step"]) == [100, 200, 300] and m["rho"].notna().all()
     assert json.loads((tmp_path / "r1" / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_the_packs_read_out_measures_what_each_members_own_read_out_measures(tmp_path, monkeypatch):
+    """The thermometers of a pack read together (StackedReader, entropy snapshots pushed
+    together) against the same pack with each member reading alone (Thermometer.step). The
+    read-out does not touch training, so both packs train to the bit alike: losses, radii and
+    accuracies equal; what the read-out measures agrees to the rounding of its norms (here
+    taken in float64, alone |Δ| and |g| in float32: rel 1e-5), the entropy snapshots exactly.
+    Members with a fixed and with an auto queue stride."""
+    from sgdthermo.nn import batched
+
+    cfgs = [TrainConfig(**dict(BASE, queue_every=qe), lr=lr, wd=0.01) for lr, qe in ((0.1, 2), (0.3, "auto"),
+                                                                                 (0.05, "auto"))]
+    used = []
+    real = batched._stacked_reader
+    monkeypatch.setattr(batched, "_stacked_reader", lambda *a: used.append(real(*a)) or used[-1])
+    with contextlib.ExitStack() as stack:
+        together = train_runs(_states(tmp_path / "together", cfgs, stack))
+    assert used and used[0] is not None
+    monkeypatch.setattr(batched, "_stacked_reader", lambda *a: None)
+    with contextlib.ExitStack() as stack:
+        alone = train_runs(_states(tmp_path / "alone", cfgs, stack))
+    assert [r["status"] for r in together] == [r["status"] for r in alone] == ["completed"] * 3
+    for k in range(3):
+        a, b = (pd.read_csv(tmp_path / w / f"r{k}" / "metrics.csv") for w in ("alone", "together"))
+        assert list(a.columns) == list(b.columns)
+        for col in ("step", "batch_loss", "train_loss", "test_loss", "train_acc", "test_acc", "rho", "sigma2"):
+            assert a[col].equals(b[col]), col
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5)
+        ta, tb = (pd.read_csv(tmp_path / w / f"r{k}" / "thermo.csv") for w in ("alone", "together"))
+        pd.testing.assert_frame_equal(ta, tb, check_exact=False, rtol=1e-5)
+        assert b["S_sphere"].notna().any()
+        qa, qb = (torch.load(tmp_path / w / f"r{k}" / "checkpoint.pt", weights_only=True)["measurement"]
+                  ["thermometer"]["queue"] for w in ("alone", "together"))
+        assert torch.equal(qa["data"], qb["data"]) and torch.equal(qa["step"], qb["step"])
+        assert torch.allclose(qa["rho"], qb["rho"], rtol=1e-12)
 
 
 def test_a_killed_pack_resumes_to_the_same_metrics(tmp_path):

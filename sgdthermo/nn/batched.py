@@ -1,11 +1,12 @@
 r"""Many runs of one architecture trained as one batched model.
 
 A grid of the paper's networks is many small models that differ only in their
-hyperparameters and seeds. :class:`StackedModel` holds G such models as one: every parameter
-and buffer of the G members is one stacked tensor (G × shape), and the forward pass is
-``torch.func.vmap`` over ``torch.func.functional_call`` of one stateless copy of the
-architecture, each member on its own batch. BatchNorm updates each member's running
-statistics in the stacked buffers.
+hyperparameters and seeds. :class:`StackedModel` holds G such models as one: the trainable
+parameters of the G members are one G × D tensor (a row per member, its parameters side by
+side), every frozen parameter and buffer one stacked tensor (G × shape), and the forward pass
+is ``torch.func.vmap`` over ``torch.func.functional_call`` of one stateless copy of the
+architecture (the paper's ConvNet: grouped convolutions), each member on its own batch.
+BatchNorm updates each member's running statistics in the stacked buffers.
 
 The members keep their identity. Each member module's parameters are the *same*
 ``nn.Parameter`` objects as before, whose ``.data`` now views the member's slice of the stacked
@@ -18,13 +19,20 @@ runs to ~1e-12 over hundreds of steps, tested).
 
 :func:`train_runs` steps the runs of a pack (:class:`sgdthermo.nn.training.RunState`, one per
 member: its folder, sampler, optimizer, measurement, checkpoints) with one batched forward and
-backward per step. A member that diverges (non-finite loss or weights) or fails is finished on
-its own (summary, or the exception as its result) and the batch is rebuilt without it.
+backward per step. The members' per-step work is taken over the stack too where it fits: their
+protocol optimizers' steps as one (:func:`sgdthermo.nn.optim.step_stacked`) and their
+thermometers' read-outs and entropy snapshots as one
+(:class:`sgdthermo.nn.thermometer.StackedReader`), each member with its own hyperparameters,
+``last_step``, accumulators and queue, as its own calls would leave them (tested); a member
+with another optimizer or hooks on its step does its own. A member that diverges (non-finite
+loss or weights) or fails is finished on its own (summary, or the exception as its result) and
+the batch is rebuilt without it.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,8 +63,13 @@ class StackedModel:
 
     ``models``: the members, identical in parameter and buffer names, shapes, dtypes and
     ``requires_grad`` (else a one-line ValueError naming the first difference) and on one
-    device. From construction on their parameters and buffers live in the stacked tensors
-    :attr:`params` and :attr:`buffers` (the values they had are copied in).
+    device. From construction on their parameters and buffers live in the stacked storage (the
+    values they had are copied in): the trainable parameters of all members in one G × D
+    leaf tensor per dtype (:attr:`flats`, each member's row its parameters side by side in
+    the order of ``named_parameters``, its ``.grad`` the stacked gradient), the frozen ones and
+    the buffers in one stacked tensor each (:attr:`frozen`, :attr:`buffers`). :attr:`params`
+    gives every parameter as a G × shape tensor, :meth:`side_by_side` a run of parameters as
+    one G × n view, so that per-member work over the stack takes a few kernels.
     """
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
@@ -74,23 +87,42 @@ class StackedModel:
                                  "a batched model holds one architecture")
         self.members = models
         self.base = copy.deepcopy(models[0]).to("meta")  # the stateless architecture
-        self.params: dict[str, torch.Tensor] = {}
+        G = len(models)
+        own = [dict(m.named_parameters()) for m in models]
+        #: trainable parameter name -> (dtype, offset in its flat row, shape)
+        self.slots: dict[str, tuple[torch.dtype, int, tuple[int, ...]]] = {}
+        sizes: dict[torch.dtype, int] = {}
+        for name, p in models[0].named_parameters():
+            if p.requires_grad:
+                self.slots[name] = (p.dtype, sizes.get(p.dtype, 0), tuple(p.shape))
+                sizes[p.dtype] = sizes.get(p.dtype, 0) + p.numel()
+        dev = next(models[0].parameters()).device if self.slots else torch.device("cpu")
+        self.flats: dict[torch.dtype, torch.Tensor] = {}
+        self.frozen: dict[str, torch.Tensor] = {}
         self.buffers: dict[str, torch.Tensor] = {}
         with torch.no_grad():
+            for dtype, size in sizes.items():
+                self.flats[dtype] = torch.empty(G, size, dtype=dtype, device=dev)
+            for name, (dtype, off, shape) in self.slots.items():
+                n = math.prod(shape)
+                self.flats[dtype][:, off:off + n] = torch.stack([o[name].detach().reshape(-1) for o in own])
+            for flat in self.flats.values():
+                flat.requires_grad_(True)
+                flat.grad = torch.zeros_like(flat)
             for name, p in models[0].named_parameters():
-                stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in models])
-                self.params[name] = stacked.requires_grad_(p.requires_grad)
-                if p.requires_grad:
-                    stacked.grad = torch.zeros_like(stacked)
+                if not p.requires_grad:
+                    self.frozen[name] = torch.stack([o[name].detach() for o in own])
             for name in dict(models[0].named_buffers()):
                 self.buffers[name] = torch.stack([dict(m.named_buffers())[name] for m in models])
         self._grads: list[tuple[nn.Parameter, torch.Tensor]] = []
         for k, m in enumerate(models):
             for name, p in m.named_parameters():
-                p.data = self.params[name].detach()[k]
-                if p.requires_grad:
-                    p.grad = self.params[name].grad[k]
+                if name in self.slots:
+                    p.data = self.member_view(name, k)
+                    p.grad = self.member_view(name, k, grad=True)
                     self._grads.append((p, p.grad))
+                else:
+                    p.data = self.frozen[name][k]
             for name in dict(m.named_buffers()):
                 mod, leaf = _owner(m, name)
                 mod._buffers[leaf] = self.buffers[name][k]
@@ -101,6 +133,44 @@ class StackedModel:
 
     def __len__(self) -> int:
         return len(self.members)
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """Every parameter as a G × shape tensor: the trainable ones as views of their
+        :attr:`flats` leaf that autograd follows (made afresh for each forward pass), the frozen
+        ones stacked."""
+        G = len(self.members)
+        out = {}
+        for name, (dtype, off, shape) in self.slots.items():
+            out[name] = self.flats[dtype][:, off:off + math.prod(shape)].view(G, *shape)
+        return {**out, **self.frozen}
+
+    def view(self, name: str, *, grad: bool = False) -> torch.Tensor:
+        """The trainable parameter ``name`` of every member (or its gradient): a G × shape view
+        of the stacked storage, outside autograd."""
+        dtype, off, shape = self.slots[name]
+        flat = self.flats[dtype].grad if grad else self.flats[dtype].detach()
+        return flat[:, off:off + math.prod(shape)].view(len(self.members), *shape)
+
+    def member_view(self, name: str, k: int, *, grad: bool = False) -> torch.Tensor:
+        """Member ``k``'s trainable parameter ``name`` (or its gradient) in the stacked storage."""
+        return self.view(name, grad=grad)[k]
+
+    def side_by_side(self, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The trainable parameters ``names`` of every member as one G × n view of the stack
+        and the same view of its gradient, where they lie side by side in that order in one
+        flat row; else None."""
+        if not names or any(n not in self.slots for n in names):
+            return None
+        dtype, start, _ = self.slots[names[0]]
+        end = start
+        for n in names:
+            dt, off, shape = self.slots[n]
+            if dt != dtype or off != end:
+                return None
+            end = off + math.prod(shape)
+        flat = self.flats[dtype]
+        return flat.detach()[:, start:end], flat.grad[:, start:end]
 
     def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor):
         return torch.func.functional_call(self.base, (params, buffers), (x,))
@@ -120,11 +190,12 @@ class StackedModel:
         BatchNorm over the G·C channels (a channel's statistics are its member's), channels-last
         memory (measured fastest on CPU), the frozen heads as one batched product."""
         G, B = x.shape[0], x.shape[1]
+        params = self.params
         h = x.transpose(0, 1).reshape(B, G * x.shape[2], *x.shape[3:]).contiguous(memory_format=torch.channels_last)
         prefix = "features."
         for i, layer in enumerate(self.base.features):
             if isinstance(layer, nn.Conv2d):
-                w = self.params[f"{prefix}{i}.weight"]
+                w = params[f"{prefix}{i}.weight"]
                 h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), stride=layer.stride, padding=layer.padding, groups=G)
             elif isinstance(layer, nn.BatchNorm2d):
                 mean, var = self.buffers[f"{prefix}{i}.running_mean"], self.buffers[f"{prefix}{i}.running_var"]
@@ -140,7 +211,7 @@ class StackedModel:
             else:  # pragma: no cover - ConvNet has no other layer
                 raise TypeError(f"no grouped form of {type(layer).__name__}")
         h = F.adaptive_max_pool2d(h, 1).reshape(B, G, -1)
-        return torch.einsum("bgc,goc->gbo", h, self.params["head.weight"])
+        return torch.einsum("bgc,goc->gbo", h, params["head.weight"])
 
     def train(self, mode: bool = True) -> "StackedModel":
         self.base.train(mode)
@@ -151,11 +222,11 @@ class StackedModel:
     def zero_grad(self) -> None:
         """Zero the stacked gradients in place and point every member's ``.grad`` at its slice
         again (a member's own code may have set it to None)."""
-        for p in self.params.values():
-            if p.grad is not None:
-                p.grad.zero_()
+        for flat in self.flats.values():
+            flat.grad.zero_()
         for p, g in self._grads:
-            p.grad = g
+            if p.grad is not g:
+                p.grad = g
 
 
 def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after: int | None = None) -> list[Any]:
@@ -186,8 +257,11 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
         while active:
             stacked = StackedModel([states[i].model for i in active])
             stacked.train()
-            train_sets = [(states[i].data.train_x, states[i].data.train_y) for i in active]
-            one_loss = len({states[i].cfg.loss for i in active}) == 1
+            members = [states[i] for i in active]
+            opt_groups = _optimizer_groups(stacked, members)
+            reader = _stacked_reader(stacked, members)
+            train_sets = [(st.data.train_x, st.data.train_y) for st in members]
+            one_loss = len({st.cfg.loss for st in members}) == 1
             while True:
                 xb, yb = _rows(train_sets, torch.stack([states[i].sampler.next() for i in active]))
                 stacked.zero_grad()
@@ -199,18 +273,25 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
                     losses = torch.stack([states[i].loss_fn(out[k], yb[k]) for k, i in enumerate(active)])
                 losses.sum().backward()
                 ended = []
-                for k, i in enumerate(active):
-                    try:
-                        states[i].opt.step()
-                    except Exception as exc:  # noqa: BLE001 - a member's error is its own
-                        results[i] = exc
+                for i, err in zip(active, _optimizer_steps(opt_groups, members)):
+                    if err is not None:  # a member's error is its own
+                        results[i] = err
                         ended.append(i)
+                loss_values = losses.detach().tolist()
+                if reader is not None:  # the thermometers of the members that go on, together
+                    live = [k for k, i in enumerate(active) if results[i] is None and states[i].finite(loss_values[k])]
+                    try:
+                        reader.read([st.step + 1 for st in members], live)
+                    except Exception as exc:  # noqa: BLE001 - not one member's: each that read gets it
+                        for k in live:
+                            results[active[k]] = exc
+                            ended.append(active[k])
                 measured = _log_inputs(stacked, [states[i] if results[i] is None else None for i in active])
-                for k, (i, loss) in enumerate(zip(active, losses.detach().tolist())):
+                for k, (i, loss) in enumerate(zip(active, loss_values)):
                     if results[i] is not None:
                         continue
                     try:
-                        states[i].after_step(loss, measured.get(k))
+                        states[i].after_step(loss, measured.get(k), read=reader is None)
                         if states[i].done:
                             results[i] = _finish(states[i])
                             ended.append(i)
@@ -223,10 +304,95 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
                 if ended:
                     break
             active = [i for i in active if results[i] is None]
+            if reader is not None:
+                reader.release()
             _release(stacked)
     finally:
         torch.set_num_threads(before)
     return results
+
+
+def _names(model: nn.Module, tensors: Sequence[torch.Tensor]) -> list[str] | None:
+    """The parameter names of ``tensors`` in ``model`` (None if one is not its parameter)."""
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    names = [name_of.get(id(t)) for t in tensors]
+    return None if None in names else names
+
+
+def _optimizer_groups(stacked: StackedModel, states: Sequence[Any]) -> tuple[list, list] | None:
+    """The stacked parameters and gradients of the members' param groups, for one stacked step
+    of their optimizers (:func:`sgdthermo.nn.optim.step_stacked`; a group lying side by side
+    in the stack as one G × n view): where every member has a protocol optimizer of one class
+    over the same trainable parameters, with no step hooks and its own ``step`` not replaced
+    (say, by a scheduler's counter). Else None: each member steps alone."""
+    from torch.optim import optimizer as torch_optimizer
+
+    from .optim import ProtocolOptimizer
+
+    opts = [st.opt for st in states]
+    if not isinstance(opts[0], ProtocolOptimizer) or any(type(o) is not type(opts[0]) for o in opts):
+        return None
+    if any(o._optimizer_step_pre_hooks or o._optimizer_step_post_hooks or "step" in vars(o) for o in opts) \
+            or getattr(torch_optimizer, "_global_optimizer_pre_hooks", None) \
+            or getattr(torch_optimizer, "_global_optimizer_post_hooks", None):
+        return None
+    layout = [_names(states[0].model, g["params"]) for g in opts[0].param_groups]
+    if any(names is None or any(n not in stacked.slots for n in names) for names in layout):
+        return None
+    for st in states:
+        if [_names(st.model, g["params"]) for g in st.opt.param_groups] != layout:
+            return None
+    params, grads = [], []
+    for names in layout:
+        together = stacked.side_by_side(names)
+        if together is not None:
+            params.append([together[0]])
+            grads.append([together[1]])
+        else:
+            params.append([stacked.view(n) for n in names])
+            grads.append([stacked.view(n, grad=True) for n in names])
+    return params, grads
+
+
+def _optimizer_steps(groups: tuple[list, list] | None, states: Sequence[Any]) -> list[Exception | None]:
+    """Every member's optimizer step: one stacked step where ``groups`` (above), else each
+    its own. Each member's error or None."""
+    from .optim import step_stacked
+
+    if groups is None:
+        errors: list[Exception | None] = []
+        for st in states:
+            try:
+                st.opt.step()
+                errors.append(None)
+            except Exception as exc:  # noqa: BLE001 - a member's error is its own
+                errors.append(exc)
+        return errors
+    try:
+        return step_stacked([st.opt for st in states], *groups)
+    except Exception as exc:  # noqa: BLE001 - not one member's: every member gets it
+        return [exc] * len(states)
+
+
+def _stacked_reader(stacked: StackedModel, states: Sequence[Any]) -> Any:
+    """A :class:`~sgdthermo.nn.thermometer.StackedReader` of the members' thermometers, where
+    they read the same trainable parameters, side by side in the stack; else None (each
+    reads its own)."""
+    from .thermometer import StackedReader
+
+    ths = [st.meas.thermometer for st in states]
+    if any(th._reader is None for th in ths):
+        return None
+    layout = _names(states[0].model, ths[0]._reader.tensors)
+    if layout is None or any(_names(st.model, th._reader.tensors) != layout for st, th in zip(states, ths)):
+        return None
+    together = stacked.side_by_side(layout)
+    if together is None:
+        return None
+    try:
+        return StackedReader(ths, *together)
+    except ValueError:
+        return None
 
 
 def _rows(sets: Sequence[tuple[torch.Tensor, torch.Tensor]], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,7 +427,7 @@ def _log_inputs(stacked: StackedModel, states: Sequence[Any]) -> dict[int, Any]:
     for k in due:
         name_of = {id(p): n for n, p in states[k].model.named_parameters()}
         names[k] = [name_of.get(id(p)) for p in states[k].meas.params]
-        if None in names[k]:
+        if any(n not in stacked.slots for n in names[k]):  # not a trainable parameter of the stack
             return {}
     first = states[due[0]]
     # a member that left the pack is fed the first due member's data (its outputs unused)
@@ -305,7 +471,6 @@ def _measure_together(stacked: StackedModel, states: Sequence[Any], due: list[in
     # the noise batches in train mode: the batch statistics of each batch, running statistics kept
     draws = {k: states[k].meas.noise_indices() for k in due}
     saved = {n: b.clone() for n, b in stacked.buffers.items()}
-    wanted = sorted({n for k in due for n in names[k]})
     rows: dict[int, list[torch.Tensor]] = {k: [] for k in due}
     train_sets = [(d.train_x, d.train_y) for d in data]
     try:
@@ -313,9 +478,13 @@ def _measure_together(stacked: StackedModel, states: Sequence[Any], due: list[in
             xb, yb = _rows(train_sets, torch.stack([draws[k][j] if k in draws else draws[due[0]][j] for k in range(G)]))
             out = stacked(xb)
             loss = sum(states[k].loss_fn(out[k], yb[k]) for k in due)
-            grads = dict(zip(wanted, torch.autograd.grad(loss, [stacked.params[n] for n in wanted])))
+            flat = dict(zip(stacked.flats, torch.autograd.grad(loss, list(stacked.flats.values()), allow_unused=True)))
             for k in due:
-                rows[k].append(torch.cat([grads[n][k].reshape(-1).double() for n in names[k]]))
+                parts = []
+                for n in names[k]:
+                    dtype, off, shape = stacked.slots[n]
+                    parts.append(flat[dtype][k, off:off + math.prod(shape)])
+                rows[k].append(torch.cat(parts).double())
     finally:
         with torch.no_grad():
             for n, b in stacked.buffers.items():

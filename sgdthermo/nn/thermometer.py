@@ -68,7 +68,7 @@ from torch import nn
 
 from .. import io, theory
 
-__all__ = ["Thermometer", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP", "TREND_POINTS",
+__all__ = ["Thermometer", "StackedReader", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP", "TREND_POINTS",
            "HYSTERESIS"]
 
 #: The verdicts a group can get.
@@ -243,6 +243,83 @@ class _StepReader:
             terms = step_terms(sq, psq, delta2, gsq)
         self.rows, self.hyper = 0, []
         return terms.sum(0).cpu()
+
+
+class StackedReader:
+    """The per-step read-out (:meth:`Thermometer.step`) of G thermometers whose tensors lie in
+    a stack, as a batched model holds them (:class:`sgdthermo.nn.batched.StackedModel`):
+    ``flat`` is a G × d view whose row k is thermometer k's read-out tensors (its groups'
+    tensors in order) side by side, ``grad`` the same view of their gradients. Each step's
+    per-tensor norms of every member are a few kernels over the stack (squares summed per
+    tensor in float64), written into each member's own buffer, and the members' entropy
+    queues take their snapshots together (:func:`sgdthermo.nn.measure.push_together`): every
+    thermometer ends as its own :meth:`Thermometer.step` calls would leave it (only the order
+    of summation inside the norms differs).
+
+    The previous step's weights are held as one G × d tensor: each member's read-out views
+    its row until :meth:`release` gives it storage of its own again. Thermometers of Adam-type
+    optimizers (whose read-out also records hyperparameters) or not yet set up are refused
+    with a ValueError, as are tensors that are not the rows of ``flat``.
+    """
+
+    def __init__(self, thermometers: Sequence["Thermometer"], flat: torch.Tensor, grad: torch.Tensor) -> None:
+        self.members = list(thermometers)
+        self.flat, self.grad = flat, grad
+        G = len(self.members)
+        if flat.dim() != 2 or flat.shape[0] != G or grad.shape != flat.shape:
+            raise ValueError(f"flat {tuple(flat.shape)} and grad {tuple(grad.shape)}: need G × d for G = {G}")
+        sizes = [t.numel() for t in self.members[0]._reader.tensors] if self.members[0]._reader else []
+        for k, th in enumerate(self.members):
+            r = th._reader
+            if r is None or not th.groups:
+                raise ValueError(f"thermometer {k} has not read a step yet: no groups")
+            if th.kind in ("adamw", "adam"):
+                raise ValueError(f"thermometer {k} measures an Adam-type optimizer: read it alone")
+            offs = [0]
+            for t in r.tensors:
+                offs.append(offs[-1] + t.numel())
+            if ([t.numel() for t in r.tensors] != sizes or offs[-1] != flat.shape[1]
+                    or any(t.data_ptr() != flat[k, o:].data_ptr() for t, o in zip(r.tensors, offs))):
+                raise ValueError(f"thermometer {k}: its tensors are not row {k} of the stack")
+        self.spans = list(zip(offs[:-1], offs[1:]))  # each tensor's columns
+        with torch.no_grad():
+            self.prev = torch.stack([torch.cat([p.reshape(-1) for p in th._reader.prev]) for th in self.members])
+        for k, th in enumerate(self.members):
+            row = self.prev[k]
+            th._reader.prev = [row[o:o + t.numel()].view_as(t) for t, o in zip(th._reader.tensors, offs[:-1])]
+
+    @torch.no_grad()
+    def read(self, steps: Sequence[int], members: Sequence[int]) -> None:
+        """Read the step just taken for the members ``members`` (indices), member k at its
+        training step ``steps[k]``: :meth:`Thermometer.step` of each. The previous weights of
+        every member move on (a member left out is expected to leave the stack)."""
+        from .measure import push_together
+
+        G, n = self.flat.shape[0], len(self.spans)
+        self.prev.sub_(self.flat)  # −Δ
+        parts = torch.stack([self.flat, self.prev, self.grad]).double().square_()  # 3 × G × d
+        self.prev.copy_(self.flat)
+        sums = torch.stack([parts[..., a:b].sum(-1) for a, b in self.spans], dim=-1)  # 3 × G × n
+        stage = sums.sqrt_().transpose(0, 1).reshape(G, 3 * n)  # member k: |w_i|, |Δ_i|, |g_i| of its n tensors
+        snap = []
+        for k in members:
+            th = self.members[k]
+            r = th._reader
+            th._steps = int(steps[k])
+            r.buf[r.rows].copy_(stage[k])
+            r.rows += 1
+            if r.full:
+                th._flush()
+            if th.queue is not None and th.queue.wants(th._steps):
+                snap.append(k)
+        if snap:
+            push_together([self.members[k].queue for k in snap], [self.members[k]._steps for k in snap],
+                          self.flat[torch.tensor(snap, device=self.flat.device)])
+
+    def release(self) -> None:
+        """Give every member's read-out storage of its own for its previous weights."""
+        for th in self.members:
+            th._reader.prev = [p.clone() for p in th._reader.prev]
 
 
 class Thermometer:

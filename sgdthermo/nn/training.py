@@ -354,20 +354,26 @@ class RunState:
         """The next step is a log point."""
         return self.step + 1 in self.schedule
 
-    def after_step(self, loss: float, measured: Any = None) -> None:
-        """Everything after the optimizer's step: the divergence check (non-finite loss or
-        weights end the run as ``diverged``), the measurement, the log point's rows
+    def finite(self, loss: float) -> bool:
+        """The step just taken kept the run alive: finite batch loss, radius and gradient."""
+        last = self.opt.last_step
+        return math.isfinite(loss) and math.isfinite(last["rho"]) and math.isfinite(last["grad_sq"])
+
+    def after_step(self, loss: float, measured: Any = None, *, read: bool = True) -> None:
+        """Everything after the optimizer's step: the divergence check (a step that is not
+        :meth:`finite` ends the run as ``diverged``), the measurement, the log point's rows
         (``metrics.csv``, ``thermo.csv``, TensorBoard) and the checkpoint when due.
         ``measured``: the log point's :class:`~sgdthermo.nn.measure.LogInputs`, if taken
-        already (see :meth:`Measurement.log`)."""
-        cfg, out, opt = self.cfg, self.out, self.opt
+        already (see :meth:`Measurement.log`). ``read=False``: the thermometer has read the
+        step already (see :meth:`Measurement.after_step`)."""
+        cfg, out = self.cfg, self.out
         self.step += 1
         step = self.step
-        if not math.isfinite(loss) or not math.isfinite(opt.last_step["rho"]) or not math.isfinite(opt.last_step["grad_sq"]):
+        if not self.finite(loss):
             self.status = "diverged"
             self.message = f"non-finite loss or weights at step {step} (loss {loss}); lower the learning rate"
             return
-        self.meas.after_step(step, loss)
+        self.meas.after_step(step, loss, read=read)
         if step in self.schedule:
             row = self.meas.log(step, measured)
             self.rows.append(row)
