@@ -139,6 +139,22 @@ def test_torch_knn_column_chunks_and_banded_gram(metric: str) -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("memory_limit", [None, 8 * 4 * 40 * 7])
+def test_torch_knn_of_a_slow_walk_matches_bruteforce(k: int, memory_limit: int | None) -> None:
+    """A slow random walk (an entropy queue's shape): every neighbour is within a fraction of
+    a percent of the centred norms, so each candidate distance is refined from differences,
+    mutual neighbours sharing one computed distance; with a small memory limit the pairs go
+    in chunks of 7. Against brute force to 1e-12 (a pair given the wrong distance is off by
+    order one)."""
+    rng = np.random.default_rng(5)
+    x = 100.0 + np.cumsum(rng.normal(size=(300, 40)) * 1e-3, axis=0)
+    ref = brute_knn(x, k, "euclidean")
+    opts = {} if memory_limit is None else {"memory_limit": memory_limit}
+    got = nearest_neighbor_distances(x, k, metric="euclidean", backend="torch", device="cpu", **opts)
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
 def test_kdtree_knn_matches_bruteforce_and_indices() -> None:
     rng = np.random.default_rng(5)
     x = rng.normal(size=(300, 4))

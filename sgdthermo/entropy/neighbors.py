@@ -324,15 +324,20 @@ def _knn_torch(
     if bool(need.any()):
         pi, pk = torch.nonzero(need, as_tuple=True)
         pj = cand[pi, pk]
-        acc = torch.zeros(pi.numel(), dtype=f64, device=dev)
+        # each pair once: i's neighbour j and j's neighbour i (mutual neighbours, the common
+        # case in a time-ordered queue) share one distance, |a − b|² = |b − a|² to the bit
+        lo, hi = torch.minimum(pi, pj), torch.maximum(pi, pj)
+        pairs, which = torch.unique(lo * n + hi, return_inverse=True)
+        ua, ub = pairs // n, pairs % n
+        acc = torch.zeros(pairs.numel(), dtype=f64, device=dev)
         for fc in feats.blocks(centered=False):
             w = fc.shape[1]
             per = int(max(1, memory_limit // (4 * 8 * w)))
-            for p0 in range(0, pi.numel(), per):
-                p1 = min(pi.numel(), p0 + per)
-                diff = fc[pi[p0:p1]] - fc[pj[p0:p1]]
+            for p0 in range(0, pairs.numel(), per):
+                p1 = min(pairs.numel(), p0 + per)
+                diff = fc[ua[p0:p1]] - fc[ub[p0:p1]]
                 acc[p0:p1] += torch.einsum("pw,pw->p", diff, diff)
-        cand_d2[pi, pk] = acc
+        cand_d2[pi, pk] = acc[which]
     dist, order = torch.sort(cand_d2.sqrt(), dim=1)
     idx = torch.gather(cand, 1, order)
     return dist[:, :kk].cpu().numpy(), idx[:, :kk].cpu().numpy()
