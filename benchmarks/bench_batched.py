@@ -15,7 +15,12 @@ Printed: wall time of each sweep (set-up, figures and summaries included), the r
 time per run and step, and the memory of one member (`sgdthermo.budget` estimate without the
 data set, which a pack holds once). The sweeps write the same run ids and files.
 
-    python benchmarks/bench_batched.py [--sizes 4,16] [--steps 3000] [--no-jobs2]
+The batched sweep runs before and after the solo one and the ratio is taken against the mean
+of the two (on a shared machine whose speed drifts by 10-20 % over minutes, a drift that is
+linear in time cancels; the two batched times show how much it moved). `--once` runs it once,
+after the solo sweep.
+
+    python benchmarks/bench_batched.py [--sizes 4,16] [--steps 3000] [--no-jobs2] [--once]
 
 Goal: at least 3x for G = 16 at 3000 steps on 2 CPU cores, against one after another.
 """
@@ -64,6 +69,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="4,16", help="comma-separated grid sizes G")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--no-jobs2", action="store_true", help="skip the two-at-a-time sweep")
+    ap.add_argument("--once", action="store_true", help="one batched sweep (after the solo one), not two around it")
     args = ap.parse_args()
     cfg = TrainConfig(model="convnet", width=4, dataset="digits", protocol="fixed-lr", lr=0.1, wd=0.01,
                       iters=args.steps)
@@ -75,11 +81,15 @@ def main() -> None:
           f"activations {budget.format_bytes(parts['activations'])})")
     for g in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
+            packs = [] if args.once else [sweep(g, args.steps, Path(tmp) / "batched0", batched=True)[0]]
             solo, n = sweep(g, args.steps, Path(tmp) / "solo", batched=False)
-            pack, _ = sweep(g, args.steps, Path(tmp) / "batched", batched=True)
+            packs.append(sweep(g, args.steps, Path(tmp) / "batched", batched=True)[0])
             two = None if args.no_jobs2 else sweep(g, args.steps, Path(tmp) / "two", batched=False, jobs=2)[0]
+        pack = sum(packs) / len(packs)
+        times = " / ".join(f"{t:.1f}" for t in packs)
         print(f"G = {n:3d}: one after another {solo:7.1f} s ({1e3 * solo / n / args.steps:.2f} ms/run/step), "
-              f"batched {pack:7.1f} s ({1e3 * pack / n / args.steps:.2f} ms/run/step): ratio {solo / pack:.2f}x"
+              f"batched {pack:7.1f} s ({times} s; {1e3 * pack / n / args.steps:.2f} ms/run/step): "
+              f"ratio {solo / pack:.2f}x"
               + ("" if two is None else f"; two at a time {two:7.1f} s: ratio {two / pack:.2f}x"), flush=True)
 
 
