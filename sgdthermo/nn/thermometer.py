@@ -68,8 +68,8 @@ from torch import nn
 
 from .. import io, theory
 
-__all__ = ["Thermometer", "StackedReader", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP", "TREND_POINTS",
-           "HYSTERESIS"]
+__all__ = ["Thermometer", "StackedReader", "optimizer_kind", "VERDICTS", "FRAME_COLUMNS", "INTERPOLATION_DROP",
+           "TREND_POINTS", "HYSTERESIS"]
 
 #: The verdicts a group can get.
 VERDICTS: tuple[str, ...] = ("approaching", "equilibrated", "interpolating", "diverging", "unknown")
@@ -263,13 +263,13 @@ class StackedReader:
     """
 
     def __init__(self, thermometers: Sequence["Thermometer"], flat: torch.Tensor, grad: torch.Tensor) -> None:
-        self.members = list(thermometers)
+        self.thermometers = list(thermometers)
         self.flat, self.grad = flat, grad
-        G = len(self.members)
+        G = len(self.thermometers)
         if flat.dim() != 2 or flat.shape[0] != G or grad.shape != flat.shape:
             raise ValueError(f"flat {tuple(flat.shape)} and grad {tuple(grad.shape)}: need G × d for G = {G}")
-        sizes = [t.numel() for t in self.members[0]._reader.tensors] if self.members[0]._reader else []
-        for k, th in enumerate(self.members):
+        sizes = [t.numel() for t in self.thermometers[0]._reader.tensors] if self.thermometers[0]._reader else []
+        for k, th in enumerate(self.thermometers):
             r = th._reader
             if r is None or not th.groups:
                 raise ValueError(f"thermometer {k} has not read a step yet: no groups")
@@ -283,8 +283,8 @@ class StackedReader:
                 raise ValueError(f"thermometer {k}: its tensors are not row {k} of the stack")
         self.spans = list(zip(offs[:-1], offs[1:]))  # each tensor's columns
         with torch.no_grad():
-            self.prev = torch.stack([torch.cat([p.reshape(-1) for p in th._reader.prev]) for th in self.members])
-        for k, th in enumerate(self.members):
+            self.prev = torch.stack([torch.cat([p.reshape(-1) for p in th._reader.prev]) for th in self.thermometers])
+        for k, th in enumerate(self.thermometers):
             row = self.prev[k]
             th._reader.prev = [row[o:o + t.numel()].view_as(t) for t, o in zip(th._reader.tensors, offs[:-1])]
 
@@ -303,7 +303,7 @@ class StackedReader:
         stage = sums.sqrt_().transpose(0, 1).reshape(G, 3 * n)  # member k: |w_i|, |Δ_i|, |g_i| of its n tensors
         snap = []
         for k in members:
-            th = self.members[k]
+            th = self.thermometers[k]
             r = th._reader
             th._steps = int(steps[k])
             r.buf[r.rows].copy_(stage[k])
@@ -313,12 +313,12 @@ class StackedReader:
             if th.queue is not None and th.queue.wants(th._steps):
                 snap.append(k)
         if snap:
-            push_together([self.members[k].queue for k in snap], [self.members[k]._steps for k in snap],
+            push_together([self.thermometers[k].queue for k in snap], [self.thermometers[k]._steps for k in snap],
                           self.flat[torch.tensor(snap, device=self.flat.device)])
 
     def release(self) -> None:
         """Give every member's read-out storage of its own for its previous weights."""
-        for th in self.members:
+        for th in self.thermometers:
             th._reader.prev = [p.clone() for p in th._reader.prev]
 
 
