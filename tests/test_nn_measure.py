@@ -464,3 +464,11 @@ def test_queues_pushed_together_hold_what_each_push_holds(dtype):
         assert torch.allclose(b.proj, a.proj, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="for 5 queues"):
         push_together(together, [1] * 5, torch.zeros(4, d))
+    # the shared directions live as long as a queue holds them (a 10⁷-parameter group's are 640 MB)
+    import gc
+
+    from sgdthermo.nn import measure
+
+    del alone, together, a, b, q
+    gc.collect()
+    assert not [k for k in measure._DIRECTIONS if k[1] == d]

@@ -32,8 +32,8 @@ completely since the last estimate, and :math:`S = S_u + (d-1)\log\bar\rho`.
 
 from __future__ import annotations
 
-import functools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -308,13 +308,21 @@ class EntropyQueue:
         self.last_estimate_step, self.note = int(state["last_estimate_step"]), str(state["note"])
 
 
-@functools.lru_cache(maxsize=32)
+_DIRECTIONS: "weakref.WeakValueDictionary[tuple[int, int, str], torch.Tensor]" = weakref.WeakValueDictionary()
+
+
 def _directions(seed: int, d: int, device: torch.device) -> torch.Tensor:
     """The :data:`AUTO_PROJECTIONS` fixed random unit directions of a queue of dimension ``d``
-    and ``seed`` (one tensor for all queues of that seed and dimension; read only)."""
-    g = torch.Generator(device="cpu").manual_seed(seed + 104729)
-    q = torch.randn(AUTO_PROJECTIONS, d, generator=g, dtype=torch.float64)
-    return (q / q.norm(dim=1, keepdim=True)).to(device)
+    and ``seed``: one tensor (read only) shared by the queues of that seed, dimension and
+    device that are alive, freed with the last of them."""
+    key = (int(seed), int(d), str(device))
+    dirs = _DIRECTIONS.get(key)
+    if dirs is None:
+        g = torch.Generator(device="cpu").manual_seed(seed + 104729)
+        q = torch.randn(AUTO_PROJECTIONS, d, generator=g, dtype=torch.float64)
+        dirs = (q / q.norm(dim=1, keepdim=True)).to(device)
+        _DIRECTIONS[key] = dirs
+    return dirs
 
 
 def _snapshot_stats(rows: torch.Tensor, dirs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -461,6 +461,8 @@ class FixedSphere(ProtocolOptimizer):
     @staticmethod
     def _update_si_stacked(groups: list[dict[str, Any]], params: list[torch.Tensor], grads: list[torch.Tensor],
                            etas: list[float], stats: list[dict[str, float]]) -> list[Exception | None]:
+        """:meth:`_update_si` of G members at once: each member's w' = w − η_t g, then back
+        onto its own sphere (its ``norm_pre`` in ``stats``)."""
         for p, g in zip(params, grads):
             p.addcmul_(g, _per_member([-eta for eta in etas], p))  # w' = w − η_t g
         norms = _sumsq64_stacked(params).sqrt().tolist()
@@ -528,7 +530,7 @@ def step_stacked(optimizers: list[ProtocolOptimizer], params: list[list[torch.Te
         if type(opt) is not cls or not isinstance(opt, ProtocolOptimizer):
             raise ValueError(f"optimizer {k} is a {type(opt).__name__}, optimizer 0 a {cls.__name__}: "
                              "a stacked step takes one protocol")
-        if len(opt.param_groups) != len(layout):
+        if [(g["si"], sum(p.numel() for p in g["params"])) for g in opt.param_groups] != layout:
             raise ValueError(f"optimizer {k} has other param groups than optimizer 0")
     if len(params) != len(layout) or len(grads) != len(layout) or any(
             sum(t.numel() for t in ts) != G * n or len(gs) != len(ts) for ts, gs, (_, n) in zip(params, grads, layout)):
