@@ -250,8 +250,8 @@ class StackedReader:
     a stack, as a batched model holds them (:class:`sgdthermo.nn.batched.StackedModel`):
     ``flat`` is a G × d view whose row k is thermometer k's read-out tensors (its groups'
     tensors in order) side by side, ``grad`` the same view of their gradients. Each step's
-    per-tensor norms of every member are a few kernels over the stack (squares summed per
-    tensor in float64), written into each member's own buffer, and the members' entropy
+    per-tensor norms of every member are a few kernels over the stack (each accumulated in
+    float64), written into each member's own buffer, and the members' entropy
     queues take their snapshots together (:func:`sgdthermo.nn.measure.push_together`): every
     thermometer ends as its own :meth:`Thermometer.step` calls would leave it (only the order
     of summation inside the norms differs).
@@ -295,12 +295,11 @@ class StackedReader:
         every member move on (a member left out is expected to leave the stack)."""
         from .measure import push_together
 
-        G, n = self.flat.shape[0], len(self.spans)
         self.prev.sub_(self.flat)  # −Δ
-        parts = torch.stack([self.flat, self.prev, self.grad]).double().square_()  # 3 × G × d
+        # member k's row: |w_i|, |Δ_i|, |g_i| of its n tensors, each norm accumulated in float64
+        stage = torch.stack([torch.linalg.vector_norm(x[:, a:b], dim=1, dtype=torch.float64)
+                             for x in (self.flat, self.prev, self.grad) for a, b in self.spans], dim=1)
         self.prev.copy_(self.flat)
-        sums = torch.stack([parts[..., a:b].sum(-1) for a, b in self.spans], dim=-1)  # 3 × G × n
-        stage = sums.sqrt_().transpose(0, 1).reshape(G, 3 * n)  # member k: |w_i|, |Δ_i|, |g_i| of its n tensors
         snap = []
         for k in members:
             th = self.thermometers[k]
