@@ -238,6 +238,33 @@ def test_the_packs_read_out_measures_what_each_members_own_read_out_measures(tmp
         assert torch.allclose(qa["rho"], qb["rho"], rtol=1e-12)
 
 
+def test_a_pack_whose_parameters_do_not_lie_side_by_side_steps_them_one_by_one(tmp_path, monkeypatch):
+    """Where a member's groups are not one run of the stack, its optimizer step goes tensor
+    by tensor and each thermometer reads alone: the same fixed-LR training (η does not depend
+    on ρ_t, so the updates are the same kernels: to the bit) and the same metrics to the
+    rounding of the norms."""
+    cfgs = [TrainConfig(**BASE, lr=lr, wd=0.01) for lr in (0.1, 0.3)]
+    with contextlib.ExitStack() as stack:
+        train_runs(_states(tmp_path / "flat", cfgs, stack))
+    monkeypatch.setattr(StackedModel, "side_by_side", lambda self, names: None)
+    seen = []
+    real = _optimizer_groups
+
+    def spy(stacked, states):
+        seen.append(real(stacked, states))
+        return seen[-1]
+
+    monkeypatch.setattr("sgdthermo.nn.batched._optimizer_groups", spy)
+    with contextlib.ExitStack() as stack:
+        train_runs(_states(tmp_path / "each", cfgs, stack))
+    assert seen and [len(ts) for ts in seen[0][0]] == [4]  # the ConvNet's four conv weights, one by one
+    for k in range(2):
+        a, b = (pd.read_csv(tmp_path / w / f"r{k}" / "metrics.csv") for w in ("flat", "each"))
+        for col in ("train_loss", "test_loss", "rho", "sigma2"):
+            assert a[col].equals(b[col]), col
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5)
+
+
 def test_a_killed_pack_resumes_to_the_same_metrics(tmp_path):
     cfgs = [TrainConfig(**BASE, lr=lr, wd=wd) for lr, wd in ((0.1, 0.01), (0.3, 0.003))]
     with contextlib.ExitStack() as stack:
