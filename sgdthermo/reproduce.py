@@ -242,8 +242,8 @@ NN_PRESETS["cifar100-resnet18"] = replace(NN_PRESETS["cifar10-resnet18"], name="
 
 def default_executor(preset: NNPreset) -> str:
     """The executor a reproduction of ``preset`` uses unless told: ``batched`` for the ConvNet,
-    whose grid trains as one network of grouped convolutions (digits on 2 CPU cores: 2.6× the
-    runs one after another, 1.5× two at a time; docs/networks.md), ``local`` for the other
+    whose grid trains as one network of grouped convolutions (faster than the runs one after
+    another and two at a time; the numbers are in docs/networks.md), ``local`` for the other
     models, whose batched form (``vmap``) was not measured faster."""
     return "batched" if preset.model == "convnet" else "local"
 

@@ -425,9 +425,8 @@ def _log_inputs(stacked: StackedModel, states: Sequence[Any]) -> dict[int, Any]:
     (n_noise, _, eval_batch), = cfgs
     names = {}
     for k in due:
-        name_of = {id(p): n for n, p in states[k].model.named_parameters()}
-        names[k] = [name_of.get(id(p)) for p in states[k].meas.params]
-        if any(n not in stacked.slots for n in names[k]):  # not a trainable parameter of the stack
+        names[k] = _names(states[k].model, states[k].meas.params)
+        if names[k] is None or any(n not in stacked.slots for n in names[k]):  # not trainable in the stack
             return {}
     first = states[due[0]]
     # a member that left the pack is fed the first due member's data (its outputs unused)

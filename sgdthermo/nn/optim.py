@@ -252,12 +252,7 @@ class ProtocolOptimizer(torch.optim.Optimizer):
         """:meth:`_update_si` of G members at once (see :func:`step_stacked`): member k's
         group ``groups[k]``, η_t ``etas[k]``, its slices of the stacked ``params`` and ``grads``.
         Returns each member's error (None: none)."""
-        decay = [1.0 - eta * g["weight_decay"] for eta, g in zip(etas, groups)]
-        if any(x != 1.0 for x in decay):
-            for p in params:
-                p.mul_(_per_member(decay, p))
-        for p, g in zip(params, grads):
-            p.addcmul_(g, _per_member([-eta for eta in etas], p))
+        _sgd_stacked(params, grads, etas, [g["weight_decay"] for g in groups])
         return [None] * len(groups)
 
     @torch.no_grad()
@@ -494,6 +489,20 @@ def _per_member(values: list[float], like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
 
 
+def _sgd_stacked(params: list[torch.Tensor], grads: list[torch.Tensor | None], etas: list[float],
+                 weight_decays: list[float]) -> None:
+    """``p ← (1 − η_t λ) p − η_t g`` of every member (its η_t and λ) on the stacked ``params``;
+    tensors without a gradient are skipped, as ``step()`` skips them."""
+    decay = [1.0 - eta * wd for eta, wd in zip(etas, weight_decays)]
+    step = [-eta for eta in etas]
+    for p, g in zip(params, grads):
+        if g is None:
+            continue
+        if any(x != 1.0 for x in decay):
+            p.mul_(_per_member(decay, p))
+        p.addcmul_(g, _per_member(step, p))
+
+
 def _sumsq64_stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Each member's Σ‖t‖² over the stacked ``tensors`` (G × shape each): a float64 (G,)
     tensor, accumulated as :func:`_sumsq64` accumulates one member's."""
@@ -548,15 +557,8 @@ def step_stacked(optimizers: list[ProtocolOptimizer], params: list[list[torch.Te
     errors = cls._update_si_stacked(si_groups, ps, gs, etas, stats)
     etas = [0.0 if err is not None else eta for eta, err in zip(etas, errors)]  # step() raised before these
     for j, (ts, tgs) in enumerate(zip(params, grads)):
-        if j == si:
-            continue
-        decay = [1.0 - eta * opt.param_groups[j]["weight_decay"] for eta, opt in zip(etas, opts)]
-        for p, g in zip(ts, tgs):
-            if g is None:
-                continue
-            if any(x != 1.0 for x in decay):
-                p.mul_(_per_member(decay, p))
-            p.addcmul_(g, _per_member([-eta for eta in etas], p))
+        if j != si:
+            _sgd_stacked(ts, tgs, etas, [opt.param_groups[j]["weight_decay"] for opt in opts])
     for opt, st, err in zip(opts, stats, errors):
         if err is None:
             opt.last_step = st
