@@ -45,9 +45,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgdthermo import budget
 import numpy as np
 
+from sgdthermo import budget
 from sgdthermo.nn import TrainConfig
 from sgdthermo.sweep import SweepSpec
 from sgdthermo.sweep.runner import run_sweep
@@ -90,9 +90,10 @@ def sweep(g: int, steps: int, out: Path, batched: bool, jobs: int = 1, *, data: 
     """Wall time of a sweep of the grid of ``g`` points into ``out`` (only ``rows`` of its η
     rows, evenly spread, if given), and the number of runs it trained."""
     lrs, wds = grid(g)
-    if rows is not None and rows < len(lrs):
-        lrs = [lrs[round(i * (len(lrs) - 1) / max(1, rows - 1))] for i in range(rows)] if rows > 1 \
-            else [lrs[len(lrs) // 2]]
+    if rows == 1:
+        lrs = [lrs[len(lrs) // 2]]
+    elif rows is not None and rows < len(lrs):
+        lrs = [lrs[round(i * (len(lrs) - 1) / (rows - 1))] for i in range(rows)]
     spec = {"model": "convnet", "width": 4, "dataset": "digits", "protocol": "fixed-lr", "iters": steps,
             "device": device, "grid": {"lr": lrs, "wd": wds}, **(data or {})}
     if batched:
@@ -121,11 +122,11 @@ def main() -> None:
     if args.solo_rows is not None and args.solo_rows < 1:
         ap.error(f"--solo-rows {args.solo_rows}: must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
-        data = {}
+        data = {"dataset": "digits"}
         if args.data == "cifar-shaped":
-            data = dict(dataset="cifar10", data_dir=str(write_cifar_shaped(Path(tmp) / "data")))
+            data = {"dataset": "cifar10", "data_dir": str(write_cifar_shaped(Path(tmp) / "data"))}
         cfg = TrainConfig(model="convnet", width=4, protocol="fixed-lr", lr=0.1, wd=0.01, iters=args.steps,
-                          device=args.device, **{"dataset": "digits", **data})
+                          device=args.device, **data)
         parts = budget.estimate_train_memory(cfg)
         member = sum(v for k, v in parts.items() if k != "data set")
         what = "digits" if args.data == "digits" else "CIFAR-shaped (3 x 32 x 32, synthetic)"
