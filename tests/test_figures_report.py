@@ -151,3 +151,68 @@ def test_make_figures_skips_undrawable_when_not_strict(tmp_path: Path) -> None:
     assert "0/4 checks passed" in text
     assert "## Notes" in text and "fixed-elr_potentials skipped" in text
     assert np.sum([line.count("non-stationary") for line in text.splitlines()]) >= 16
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing side by side in worker processes (style.draw_all)
+# ---------------------------------------------------------------------------------------
+def _pid_file(path: Path, warn: str | None = None, fail: str | None = None) -> Path:
+    """A stand-in figure: writes the pid of the process that drew it (a module-level function,
+    so that worker processes can import it)."""
+    import os
+    import warnings
+
+    if warn:
+        warnings.warn(warn, UserWarning, stacklevel=1)
+    if fail:
+        raise ValueError(fail)
+    path.write_text(str(os.getpid()))
+    return path
+
+
+def test_figures_drawn_by_workers_are_the_bytes_drawn_here(tmp_path: Path) -> None:
+    df = _table(n=5)
+    names = ["radius", "maxwell", "adiabats"]
+    here = F.make_figures(df, tmp_path / "here", names=names, dpi=40, workers=1)
+    there = F.make_figures(df, tmp_path / "there", names=names, dpi=40, workers=2)
+    assert {p: set(v) for p, v in here.items()} == {p: set(v) for p, v in there.items()} == {p: set(names) for p in PROTOCOLS}
+    for p in PROTOCOLS:
+        for n in names:
+            assert _is_png(there[p][n]) and there[p][n].read_bytes() == here[p][n].read_bytes(), (p, n)
+
+
+def test_draw_all_uses_other_processes_and_keeps_each_jobs_outcome(tmp_path: Path) -> None:
+    """Two workers: the files come from other processes; a job's warning comes back with it,
+    a job's error is its own (the others are drawn), and the order is the jobs' order."""
+    import os
+
+    from sgdthermo.figures import style
+
+    jobs = [(_pid_file, (tmp_path / f"{k}.txt",), {"warn": "odd" if k == 1 else None,
+                                                    "fail": "no data" if k == 2 else None}) for k in range(4)]
+    drawn = style.draw_all(jobs, workers=2)
+    assert [d.path for d in drawn] == [tmp_path / "0.txt", tmp_path / "1.txt", None, tmp_path / "3.txt"]
+    pids = {int((tmp_path / f"{k}.txt").read_text()) for k in (0, 1, 3)}
+    assert os.getpid() not in pids
+    assert drawn[1].warnings == [("odd", UserWarning)] and drawn[0].warnings == []
+    assert isinstance(drawn[2].error, ValueError) and str(drawn[2].error) == "no data"
+    here = style.draw_all(jobs, workers=1)  # one after another, in this process
+    assert {int((tmp_path / f"{k}.txt").read_text()) for k in (0, 1, 3)} == {os.getpid()}
+    assert [(d.path, d.warnings, type(d.error)) for d in here] == [(d.path, d.warnings, type(d.error)) for d in drawn]
+
+
+def test_draw_all_draws_here_when_no_worker_can_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import joblib
+
+    from sgdthermo.figures import style
+
+    def refuse(*args, **kwargs):
+        raise OSError("cannot start a process")
+
+    monkeypatch.setattr(joblib, "Parallel", refuse)
+    drawn = style.draw_all([(_pid_file, (tmp_path / f"{k}.txt",), {}) for k in range(3)], workers=2)
+    assert [d.error for d in drawn] == [None] * 3
+    assert {int((tmp_path / f"{k}.txt").read_text()) for k in range(3)} == {os.getpid()}
+

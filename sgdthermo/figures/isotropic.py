@@ -532,12 +532,14 @@ FIGURES: dict[str, Callable[..., Path]] = {
 
 def make_figures(df: pd.DataFrame, out_dir: str | Path, *, protocols: Sequence[str] | None = None,
                  names: Sequence[str] | None = None, dpi: int = DPI,
-                 strict: bool = True) -> dict[str, dict[str, Path]]:
+                 strict: bool = True, workers: int | None = None) -> dict[str, dict[str, Path]]:
     """Write every figure (:data:`FIGURES`) for every protocol into ``out_dir``.
 
     Files are named ``<protocol>_<name>.png``. With ``strict=False`` a figure that cannot be
     drawn (e.g. no stationary state left) is skipped with a :class:`RuntimeWarning` instead
-    of raising, and is absent from the result.
+    of raising, and is absent from the result. ``workers``: processes drawing side by side
+    (:func:`sgdthermo.figures.style.draw_all`; default the usable cores, 1: one after another
+    here); the files are the same either way.
 
     Returns ``{protocol: {name: path}}``.
     """
@@ -549,14 +551,17 @@ def make_figures(df: pd.DataFrame, out_dir: str | Path, *, protocols: Sequence[s
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figures {unknown}; available: {list(FIGURES)}")
-    result: dict[str, dict[str, Path]] = {}
-    for p in protocols:
-        result[p] = {}
-        for name in names:
-            try:
-                result[p][name] = FIGURES[name](df, out / f"{p}_{name}.png", protocol=p, dpi=dpi)
-            except Exception as exc:  # noqa: BLE001 - non-strict: one bad figure must not stop a report
-                if strict:
-                    raise
-                warnings.warn(f"figure {p}_{name} skipped: {exc}", RuntimeWarning, stacklevel=2)
+    which = [(p, name) for p in protocols for name in names]
+    drawn = style.draw_all([(FIGURES[name], (df, out / f"{p}_{name}.png"), {"protocol": p, "dpi": dpi})
+                            for p, name in which], workers=workers)
+    result: dict[str, dict[str, Path]] = {p: {} for p in protocols}
+    for (p, name), d in zip(which, drawn):
+        for message, category in d.warnings:
+            warnings.warn(message, category, stacklevel=2)
+        if d.error is not None:
+            if strict:
+                raise d.error
+            warnings.warn(f"figure {p}_{name} skipped: {d.error}", RuntimeWarning, stacklevel=2)
+        else:
+            result[p][name] = d.path
     return result

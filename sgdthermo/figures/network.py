@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["SWEEP_FIGURES", "CAPTIONS", "make_sweep_figures", "plot_overview", "plot_radius", "plot_noise",
            "plot_entropy", "plot_maxwell", "plot_heatmaps", "plot_curves"]
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -434,32 +433,35 @@ CAPTIONS = {
 
 def make_sweep_figures(df: pd.DataFrame, out_dir: str | Path, *, dpi: int | None = None,
                        names: Sequence[str] | None = None, strict: bool = False,
-                       verdicts: Mapping[str, _an.Verdict] | None = None) -> tuple[dict[str, dict[str, Path]], list[str]]:
+                       verdicts: Mapping[str, _an.Verdict] | None = None,
+                       workers: int | None = None) -> tuple[dict[str, dict[str, Path]], list[str]]:
     """Write every figure of :data:`SWEEP_FIGURES` for every group as ``<group>_<name>.png``.
 
     Returns ``({group: {name: path}}, notes)``; with ``strict=False`` a figure that cannot be
-    drawn is skipped and named in ``notes``.
+    drawn is skipped and named in ``notes``. ``workers``: processes drawing side by side
+    (:func:`sgdthermo.figures.style.draw_all`; 1: one after another here).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = list(names) if names is not None else list(SWEEP_FIGURES)
     if verdicts is None:
         verdicts = maxwell_analysis(df)[1]
-    result: dict[str, dict[str, Path]] = {}
+    groups = [g for g, _, _ in sweep_groups(df, only_usable=False)]
+    which = [(g, name) for g in groups for name in names]
+    jobs = []
+    for g, name in which:
+        kw: dict[str, Any] = {"dpi": dpi}
+        if name in ("overview", "entropy", "maxwell"):
+            kw["verdict"] = verdicts.get(g)
+        jobs.append((SWEEP_FIGURES[name], (df, g, out / f"{g}_{name}.png"), kw))
+    result: dict[str, dict[str, Path]] = {g: {} for g in groups}
     notes: list[str] = []
-    for g, _, _ in sweep_groups(df, only_usable=False):
-        result[g] = {}
-        for name in names:
-            fn = SWEEP_FIGURES[name]
-            kw: dict[str, Any] = {"dpi": dpi}
-            if name in ("overview", "entropy", "maxwell"):
-                kw["verdict"] = verdicts.get(g)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result[g][name] = fn(df, g, out / f"{g}_{name}.png", **kw)
-            except Exception as exc:  # noqa: BLE001 - one bad figure must not stop the report
-                if strict:
-                    raise
-                notes.append(f"figure {g}_{name} skipped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    for (g, name), d in zip(which, style.draw_all(jobs, workers=workers)):  # their warnings are not the report's
+        if d.error is None:
+            result[g][name] = d.path
+        elif strict:
+            raise d.error
+        else:
+            exc = d.error
+            notes.append(f"figure {g}_{name} skipped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return result, notes
