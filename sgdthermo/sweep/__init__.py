@@ -46,23 +46,30 @@ YAML (and ``sweep.json``) format: a flat mapping of TrainConfig fields (a list v
     jobs: 2
 """
 
-from .executors import (
-           Executor,
-           LocalExecutor,
-           RayExecutor,
-           SubmititExecutor,
-           make_executor,
-)
-from .runner import (
-           FINAL_STATUSES,
-           STATUS_COLUMNS,
-           SweepJob,
-           finished_summary,
-           run_one,
-           run_sweep,
-)
-from .spec import EXECUTORS, SweepSpec, config_hash, expand, make_run_id
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# names are imported on first use, so that the spec (and the command line) do not pull in torch
+_EXPORTS = {
+    "Executor": "executors", "LocalExecutor": "executors", "RayExecutor": "executors",
+    "SubmititExecutor": "executors", "make_executor": "executors",
+    "FINAL_STATUSES": "runner", "STATUS_COLUMNS": "runner", "SweepJob": "runner", "finished_summary": "runner",
+    "run_one": "runner", "run_sweep": "runner",
+    "EXECUTORS": "spec", "SweepSpec": "spec", "config_hash": "spec", "expand": "spec", "make_run_id": "spec",
+}
 
 __all__ = ["SweepSpec", "expand", "run_sweep", "run_one", "config_hash", "make_run_id", "finished_summary",
            "Executor", "LocalExecutor", "RayExecutor", "SubmititExecutor", "SweepJob", "make_executor",
            "EXECUTORS", "FINAL_STATUSES", "STATUS_COLUMNS"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
