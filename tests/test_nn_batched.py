@@ -202,6 +202,34 @@ def test_a_diverging_or_failing_member_ends_alone(tmp_path):
     assert json.loads((tmp_path / "r1" / "summary.json").read_text())["status"] == "diverged"
 
 
+def test_a_packs_curves_are_drawn_together_and_a_failing_one_is_logged(tmp_path, monkeypatch):
+    """The members that finish together have their curves drawn in one draw_all call (side
+    by side in worker processes); a figure that fails is logged in its own run, which still
+    completes with its summary, and the others are drawn."""
+    from sgdthermo.figures import style
+
+    calls = []
+    real = style.draw_all
+    monkeypatch.setattr(style, "draw_all", lambda jobs, **kw: calls.append(len(jobs)) or real(jobs, workers=1))
+    cfgs = [TrainConfig(**dict(BASE, iters=200), lr=lr, wd=0.01) for lr in (0.1, 0.2, 0.3)]
+    logs = []
+    with contextlib.ExitStack() as stack:
+        states = _states(tmp_path, cfgs, stack)
+        states[1].log = logs.append
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("no canvas")
+
+        states[1].curves_job = lambda: (broken, (), {})
+        res = train_runs(states)
+    assert [r["status"] for r in res] == ["completed"] * 3
+    assert calls == [3]
+    for k in (0, 2):
+        assert (tmp_path / f"r{k}" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "r1" / "curves.png").exists() and (tmp_path / "r1" / "summary.json").exists()
+    assert logs == ["curves.png not written: no canvas"]
+
+
 def test_the_packs_read_out_measures_what_each_members_own_read_out_measures(tmp_path, monkeypatch):
     """The thermometers of a pack read together (StackedReader, entropy snapshots pushed
     together) against the same pack with each member reading alone (Thermometer.step). The

@@ -26,7 +26,8 @@ thermometers' read-outs and entropy snapshots as one
 ``last_step``, accumulators and queue, as its own calls would leave them (tested); a member
 with another optimizer or hooks on its step does its own. A member that diverges (non-finite
 loss or weights) or fails is finished on its own (summary, or the exception as its result) and
-the batch is rebuilt without it.
+the batch is rebuilt without it. The curves of the members that finish together are drawn
+side by side in worker processes.
 """
 
 from __future__ import annotations
@@ -236,8 +237,10 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
 
     Each member draws its own batch from its own sampler, takes its own optimizer step and
     does its own measurement, log points and checkpoints (``RunState.after_step``): its folder
-    ends as a solo run's would. A member that diverges is finished as ``diverged`` and one that
-    raises is finished with its exception; the others go on, in a batch rebuilt without them.
+    ends as a solo run's would (the curves of the members that finish at one step drawn side
+    by side, one worker process per torch thread). A member that diverges is finished as
+    ``diverged`` and one that raises is finished with its exception; the others go on, in a
+    batch rebuilt without them.
     ``threads``: torch CPU threads while training (restored afterwards). ``stop_after``: stop
     every member (as if killed, after its checkpoint of that step if any) once it has taken
     that many steps; its result is then ``{"status": "stopped", "step": ...}``.
@@ -248,12 +251,14 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
     retain_freed_memory()  # the stacked activations: half the step's time in page faults without it
     results: list[Any] = [None] * len(states)
     try:
-        active = []
+        active, ended_now = [], []
         for i, st in enumerate(states):
             if st.done:
                 results[i] = _finish(st)
+                ended_now.append(i)
             else:
                 active.append(i)
+        _draw_curves([states[i] for i in ended_now if isinstance(results[i], dict)])
         while active:
             stacked = StackedModel([states[i].model for i in active])
             stacked.train()
@@ -287,6 +292,7 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
                             results[active[k]] = exc
                             ended.append(active[k])
                 measured = _log_inputs(stacked, [states[i] if results[i] is None else None for i in active])
+                finished = []
                 for k, (i, loss) in enumerate(zip(active, loss_values)):
                     if results[i] is not None:
                         continue
@@ -295,12 +301,14 @@ def train_runs(states: Sequence[Any], *, threads: int | None = None, stop_after:
                         if states[i].done:
                             results[i] = _finish(states[i])
                             ended.append(i)
+                            finished.append(i)
                         elif stop_after is not None and states[i].step >= stop_after:
                             results[i] = {"status": "stopped", "step": states[i].step}
                             ended.append(i)
                     except Exception as exc:  # noqa: BLE001
                         results[i] = exc
                         ended.append(i)
+                _draw_curves([states[i] for i in finished if isinstance(results[i], dict)])
                 if ended:
                     break
             active = [i for i in active if results[i] is None]
@@ -492,10 +500,30 @@ def _measure_together(stacked: StackedModel, states: Sequence[Any], due: list[in
 
 
 def _finish(state: Any) -> Any:
+    """The member's summary (its curves left to :func:`_draw_curves`), or its error."""
     try:
-        return state.finish()
+        return state.finish(draw=False)
     except Exception as exc:  # noqa: BLE001
         return exc
+
+
+def _draw_curves(states: Sequence[Any]) -> None:
+    """The curves of the members that finished together, drawn side by side in as many worker
+    processes as the pack has torch threads (:func:`sgdthermo.figures.style.draw_all`: the
+    same bytes as drawn one after another; one thread: drawn here); a figure that fails is
+    logged in its run, as a solo run logs it."""
+    if not states:
+        return
+    try:
+        from ..figures.style import draw_all
+
+        jobs = [st.curves_job() for st in states]
+    except Exception as exc:  # noqa: BLE001 - figures never fail a run
+        for st in states:
+            st.log(f"curves.png not written: {exc}")
+        return
+    for st, drawn in zip(states, draw_all(jobs, workers=torch.get_num_threads())):
+        st.curves_drawn(drawn)
 
 
 def _release(stacked: StackedModel) -> None:

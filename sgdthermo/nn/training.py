@@ -397,8 +397,10 @@ class RunState:
             "runtime_s": self.earlier_s + time.perf_counter() - self.t0,
         }, self.ckpt_path)
 
-    def finish(self) -> dict[str, Any]:
-        """Write ``metrics.csv``, ``summary.json`` and ``curves.png``; return the summary."""
+    def finish(self, *, draw: bool = True) -> dict[str, Any]:
+        """Write ``metrics.csv``, ``summary.json`` and ``curves.png``; return the summary.
+        ``draw=False`` leaves the curves to the caller (:meth:`curves_job`, then
+        :meth:`curves_drawn`; a pack draws its members' curves side by side)."""
         cfg, out, log = self.cfg, self.out, self.log
         if self.writer is not None:
             self.writer.close()
@@ -412,13 +414,29 @@ class RunState:
             summary["stationary"] = False
             log(f"diverged: {self.message}")
         io.write_json(summary, out / "summary.json")
-        try:
-            from ..figures.run import plot_curves  # lazy: matplotlib only here
-
-            plot_curves(metrics, out / "curves.png", title=f"{cfg.model} on {cfg.dataset}, {cfg.protocol}")
-        except Exception as exc:  # figures never fail a run
-            log(f"curves.png not written: {exc}")
+        self._metrics = metrics
+        if draw:
+            try:
+                fn, args, kwargs = self.curves_job()
+                fn(*args, **kwargs)
+            except Exception as exc:  # figures never fail a run
+                log(f"curves.png not written: {exc}")
         return summary
+
+    def curves_job(self) -> tuple[Callable[..., Path], tuple, dict[str, Any]]:
+        """The curves of a finished run as a figure job of
+        :func:`sgdthermo.figures.style.draw_all`: ``(plot_curves, (metrics, path), kwargs)``."""
+        from ..figures.run import plot_curves  # lazy: matplotlib only here
+
+        cfg = self.cfg
+        return plot_curves, (self._metrics, self.out / "curves.png"), {
+            "title": f"{cfg.model} on {cfg.dataset}, {cfg.protocol}"}
+
+    def curves_drawn(self, drawn: Any) -> None:
+        """Log the error of a curves job (:class:`sgdthermo.figures.style.Drawn`): figures never
+        fail a run."""
+        if drawn.error is not None:
+            self.log(f"curves.png not written: {drawn.error}")
 
 
 def _tensorboard(out: Path):
