@@ -520,10 +520,11 @@ def _draw_curves(states: Sequence[Any]) -> None:
         jobs = [st.curves_job() for st in states]
     except Exception as exc:  # noqa: BLE001 - figures never fail a run
         for st in states:
-            st.log(f"curves.png not written: {exc}")
+            st.curves_failed(exc)
         return
     for st, drawn in zip(states, draw_all(jobs, workers=torch.get_num_threads())):
-        st.curves_drawn(drawn)
+        if drawn.error is not None:
+            st.curves_failed(drawn.error)
 
 
 def _release(stacked: StackedModel) -> None:

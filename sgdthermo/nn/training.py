@@ -399,8 +399,8 @@ class RunState:
 
     def finish(self, *, draw: bool = True) -> dict[str, Any]:
         """Write ``metrics.csv``, ``summary.json`` and ``curves.png``; return the summary.
-        ``draw=False`` leaves the curves to the caller (:meth:`curves_job`, then
-        :meth:`curves_drawn`; a pack draws its members' curves side by side)."""
+        ``draw=False`` leaves the curves to the caller (:meth:`curves_job`, and
+        :meth:`curves_failed` where it fails; a pack draws its members' curves side by side)."""
         cfg, out, log = self.cfg, self.out, self.log
         if self.writer is not None:
             self.writer.close()
@@ -420,7 +420,7 @@ class RunState:
                 fn, args, kwargs = self.curves_job()
                 fn(*args, **kwargs)
             except Exception as exc:  # figures never fail a run
-                log(f"curves.png not written: {exc}")
+                self.curves_failed(exc)
         return summary
 
     def curves_job(self) -> tuple[Callable[..., Path], tuple, dict[str, Any]]:
@@ -432,11 +432,9 @@ class RunState:
         return plot_curves, (self._metrics, self.out / "curves.png"), {
             "title": f"{cfg.model} on {cfg.dataset}, {cfg.protocol}"}
 
-    def curves_drawn(self, drawn: Any) -> None:
-        """Log the error of a curves job (:class:`sgdthermo.figures.style.Drawn`): figures never
-        fail a run."""
-        if drawn.error is not None:
-            self.log(f"curves.png not written: {drawn.error}")
+    def curves_failed(self, error: BaseException) -> None:
+        """Log why the curves were not drawn (a curves job's error): figures never fail a run."""
+        self.log(f"curves.png not written: {error}")
 
 
 def _tensorboard(out: Path):
